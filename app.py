@@ -1,0 +1,116 @@
+"""Coplay server: Quart serves the pages and the vendored runtime, python-socketio
+carries participants' data (and, later, multiplayer relay). It never runs the game.
+
+    python app.py [--port 8000] [--experiments-dir experiments] [--database data/coplay.sqlite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+import socketio
+from quart import Quart
+
+from server.experiment import ExperimentError, load_experiments
+from server.packages import PackageConfigError, load_package_config, read_pyodide_lock, resolve_packages
+from server.settings import ROOT, ServerSettings
+from server.sockets import SocketHandlers
+from server.storage import Store
+from server.vendor import STAMP
+from server.web import register_routes
+
+log = logging.getLogger("coplay")
+
+
+class ConfigError(RuntimeError):
+    """The server cannot start; the message says which file and field to fix."""
+
+
+def _vendor_version(vendor_dir: Path) -> str:
+    stamp = vendor_dir / STAMP
+    if not stamp.exists():
+        raise ConfigError(f"{vendor_dir}: browser runtime not vendored; run `python -m server.vendor`")
+    return stamp.read_text().strip()[:12]
+
+
+def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
+    settings = settings or ServerSettings()
+    try:
+        experiments = load_experiments(settings.experiments_dir)
+        pkg_config = load_package_config(settings.pyscript_toml)
+        packages = resolve_packages(pkg_config, settings.pyscript_toml,
+                                    read_pyodide_lock(settings.vendor_dir))
+    except (ExperimentError, PackageConfigError) as exc:
+        raise ConfigError(str(exc)) from None
+    for entry in packages.entries:
+        if entry["url"] is None:
+            log.warning("pyscript.toml: %s", entry["reason"])
+    default = settings.default_experiment or sorted(experiments)[0]
+    if default not in experiments:
+        raise ConfigError(f"default_experiment {default!r} is not one of {sorted(experiments)}")
+
+    quart = Quart(__name__, template_folder=str(ROOT / "pages"))
+    quart.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
+    store = Store(settings.database)
+    sio = socketio.AsyncServer(
+        async_mode="asgi",
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=settings.max_payload_bytes,
+    )
+    handlers = SocketHandlers(sio, store, experiments)
+    register_routes(quart, experiments, default, packages, settings.vendor_dir,
+                    _vendor_version(settings.vendor_dir))
+
+    @quart.before_serving
+    async def open_store() -> None:
+        await store.open()
+
+    @quart.after_serving
+    async def close_store() -> None:
+        await store.close()
+
+    quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers,
+                                  "experiments": experiments}
+    return socketio.ASGIApp(sio, other_asgi_app=quart)
+
+
+def parse_args(argv: list[str] | None = None) -> ServerSettings:
+    parser = argparse.ArgumentParser(description="Run the Coplay experiment server.")
+    for name, field in ServerSettings.model_fields.items():
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None,
+                            help=f"(default: {field.default}; env COPLAY_{name.upper()})")
+    args = {k: v for k, v in vars(parser.parse_args(argv)).items() if v is not None}
+    return ServerSettings(**args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    from server.vendor import VendorError, vendor
+
+    settings = parse_args(argv)
+    try:
+        vendor(settings.vendor_dir)
+        app = create_app(settings)
+    except (ConfigError, VendorError) as exc:
+        print(f"coplay: cannot start:\n{exc}", file=sys.stderr)
+        return 2
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None
+    print(f"coplay: serving http://{settings.host}:{settings.port}/ "
+          f"(experiments: {', '.join(sorted(app.other_asgi_app.extensions['coplay']['experiments']))})",
+          flush=True)
+    asyncio.run(serve(app, config))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

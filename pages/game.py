@@ -1,0 +1,104 @@
+"""One single-player episode at a fixed frame rate: read the keyboard, STEP the env in
+the worker, draw, record. Uploads run beside the loop so the network never delays a
+frame."""
+
+import asyncio
+
+import js
+
+from pages.jsbridge import new_id, now_ms, sleep_ms
+from pages.recorder import StepRecorder
+from protocol import messages as m
+
+
+class Uploader:
+    def __init__(self, socket, recorder, ui):
+        self.socket = socket
+        self.recorder = recorder
+        self.ui = ui
+        self.tasks = []
+
+    def kick(self):
+        number, records = self.recorder.take_batch()
+        if records:
+            self.tasks.append(asyncio.create_task(self._send(number, records)))
+
+    async def _send(self, number, records):
+        ack = await self.socket.call("steps", {"episode_id": self.recorder.episode_id,
+                                               "records": records})
+        if ack.get("ok"):
+            self.recorder.acknowledge(number)
+        else:
+            self.recorder.failed(number)
+        self.ui.attr("saved", self.recorder.acked)
+
+    async def drain(self, attempts=20):
+        """Upload everything left; retry while the server is unreachable."""
+        for _ in range(attempts):
+            self.kick()
+            while self.tasks:
+                await self.tasks.pop()
+            if self.recorder.pending() == 0:
+                return True
+            await sleep_ms(500)
+        return False
+
+
+def episode_seed(cfg):
+    if cfg["seed"] is not None:
+        return cfg["seed"]
+    return int(js.Math.floor(js.Math.random() * 2147483647))
+
+
+async def play_episode(cfg, channel, renderer, selector, socket, ui):
+    seed = episode_seed(cfg)
+    episode_id = new_id()
+    await socket.call("episode_start", {"episode_id": episode_id, "seed": seed,
+                                        "client": {"worker": cfg["worker"], "fps": cfg["fps"]}})
+    recorder = StepRecorder(episode_id, cfg["upload_every"])
+    uploader = Uploader(socket, recorder, ui)
+    reset = await channel.request(m.RESET, {"seed": seed})
+    renderer.draw(reset["render"])
+    ui.set_stage("playing")
+    ui.playing()
+    players = cfg["players"]
+    frame_ms = 1000 / cfg["fps"]
+    deadline = now_ms()
+    total_reward = 0.0
+    frame = 0
+    while True:
+        actions = {}
+        for player in players:
+            actions[player] = cfg["default_action"]
+        actions[players[0]] = selector.action()
+        t_client = now_ms()
+        result = await channel.request(m.STEP, {"actions": actions})
+        renderer.draw(result["render"])
+        frame = result["frame"]
+        ui.frame(frame)
+        total_reward += reward_sum(result["rewards"])
+        if recorder.add({
+            "frame": frame, "actions": actions, "rewards": result["rewards"], "done": result["done"],
+            "info": result["info"], "t_client": t_client, "t_sent": result["t_sent"],
+            "t_worker_start": result["t_worker_start"], "t_worker_end": result["t_worker_end"],
+            "t_received": result["t_received"],
+        }):
+            uploader.kick()
+        if result["done"] or frame >= cfg["max_steps"]:
+            break
+        deadline += frame_ms
+        wait = deadline - now_ms()
+        if wait > 1:
+            await sleep_ms(wait)
+        else:
+            deadline = now_ms()  # running late: drop the debt instead of sprinting
+    saved = await uploader.drain()
+    await socket.call("episode_end", {"episode_id": episode_id, "status": "completed",
+                                      "frames": frame, "total_reward": total_reward})
+    return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
+
+
+def reward_sum(rewards):
+    if isinstance(rewards, dict):
+        return sum(float(v) for v in rewards.values())
+    return float(rewards)

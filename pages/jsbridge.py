@@ -1,0 +1,45 @@
+"""Small conversions between MicroPython values and JS, in one place."""
+
+import json
+
+import js
+
+
+def now_ms():
+    # epoch milliseconds, comparable with the worker's clock
+    return js.performance.timeOrigin + js.performance.now()
+
+
+def to_js(value):
+    # A raw MicroPython dict holding a list breaks socket.io-client; go through JSON.
+    return js.JSON.parse(json.dumps(value))
+
+
+def to_py(value):
+    if value is None:
+        return None
+    return json.loads(js.JSON.stringify(value))
+
+
+def js_get(obj, name):
+    """obj[name], or None when the property is missing or undefined."""
+    if not js.Reflect.has(obj, name):
+        return None
+    return getattr(obj, name)
+
+
+def sleep_ms(ms):
+    return js.Promise.new(lambda resolve, reject: js.setTimeout(resolve, ms))
+
+
+def mark(name):
+    # performance marks let tests and benchmarks read page milestones
+    js.performance.mark("coplay:" + name)
+
+
+def new_id():
+    return str(js.crypto.randomUUID())
+
+
+def log(*parts):
+    js.console.log("[coplay]", " ".join(str(p) for p in parts))

@@ -1,0 +1,185 @@
+"""Experiment page, main thread (MicroPython): loader -> env in the worker -> game.
+
+Boot order: connect Socket.IO, find the env runtime (PyScript worker, or the
+main-thread baseline with ?worker=0), await READY, then INIT, INSTALL_PACKAGES,
+SET_GLOBALS, RUN_INIT_CODE; show the start screen; play; upload; done."""
+
+import asyncio
+import json
+
+import js
+from js import document, window
+
+from pages.channel import ChannelClient, ChannelDead, WorkerError
+from pages.controls import ActionSelector
+from pages.game import play_episode
+from pages.jsbridge import js_get, log, mark, new_id, sleep_ms
+from pages.renderer import CanvasRenderer
+from pages.socket_client import GameSocket
+from pages.ui import Ui
+from protocol import messages as m
+
+ID_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "participant_id")
+
+ui = Ui()
+
+
+def url_params():
+    params = {}
+    search = js.URLSearchParams.new(window.location.search)
+    for name in ID_PARAMS:
+        value = search.get(name)
+        if value is not None:
+            params[name] = str(value)
+    return params
+
+
+def participant_id(params):
+    if "PROLIFIC_PID" in params:
+        return params["PROLIFIC_PID"]
+    if "participant_id" in params:
+        return params["participant_id"]
+    stored = window.localStorage.getItem("coplay:participant")
+    if stored is not None:
+        return str(stored)
+    pid = new_id()
+    window.localStorage.setItem("coplay:participant", pid)
+    return pid
+
+
+async def find_transport(in_worker):
+    """The object we postMessage to: the PyScript worker, or (baseline) the port the
+    main-thread Pyodide publishes."""
+    while True:
+        if in_worker:
+            script = document.querySelector("script[type=py][worker]")
+            found = js_get(script, "xworker") if script is not None else None
+        else:
+            found = js_get(window, "coplayEnvPort")
+        if found is not None:
+            return found
+        await sleep_ms(10)
+
+
+def on_pyscript_progress(event):
+    detail = js_get(event, "detail")
+    if detail is not None and ui.stage == "loading":
+        ui.progress(str(detail) + "…", 10)
+
+
+class Fatal:
+    def __init__(self, socket):
+        self.socket = socket
+
+    def __call__(self, reason, detail=None):
+        ui.error(reason if not detail else reason + "\n\n" + detail)
+        if self.socket is not None:
+            asyncio.create_task(self.socket.call(
+                "client_event", {"kind": "worker_error", "detail": {"message": reason}}))
+
+
+def on_progress(msg):
+    stage = msg["stage"]
+    if stage == "installing":
+        ui.progress(msg["message"], 50 + 35 * msg["fraction"])
+    else:
+        ui.progress(msg["message"], 90)
+
+
+async def wait_for_start(cfg, selector):
+    """Resolve when the participant presses the start key."""
+    start = cfg["start_key"]
+
+    def executor(resolve, reject):
+        def on_key(event):
+            if event.key == start:
+                event.preventDefault()
+                document.removeEventListener("keydown", on_key)
+                resolve(True)
+        document.addEventListener("keydown", on_key)
+
+    await js.Promise.new(executor)
+
+
+def bind_keyboard(selector):
+    def down(event):
+        if selector.key_down(event.key):
+            event.preventDefault()
+
+    def up(event):
+        selector.key_up(event.key)
+
+    def blur(*args):
+        selector.clear()
+
+    document.addEventListener("keydown", down)
+    document.addEventListener("keyup", up)
+    window.addEventListener("blur", blur)
+
+
+async def boot(cfg, socket, fatal):
+    window.addEventListener("py:progress", on_pyscript_progress)
+    ui.progress("Loading Pyodide…", 5)
+    transport = await find_transport(cfg["worker"])
+    channel = ChannelClient(transport, cfg["timeouts_ms"], on_progress, fatal)
+    ready = await channel.wait_ready()
+    mark("worker-ready")
+    log("env runtime ready:", ready["runtime"], "python", ready["python"])
+    ui.progress("Starting Python…", 40)
+    await channel.request(m.INIT, {"options": {}})
+    ui.set_stage("installing")
+    ui.progress("Installing packages…", 50)
+    await channel.request(m.INSTALL_PACKAGES, {"packages": cfg["packages"]})
+    ui.progress("Loading environment…", 88)
+    await channel.request(m.SET_GLOBALS, {"globals": {"env_config": cfg["env_config"],
+                                                      "players": cfg["players"]}})
+    await channel.request(m.RUN_INIT_CODE, {"code": cfg["env_source"],
+                                            "filename": cfg["env_filename"]})
+    ui.progress("Ready", 100)
+    mark("env-ready")
+    return channel
+
+
+def on_uncaught(event):
+    # A JS exception raised under a Python callback escapes try/except; never let it
+    # leave the participant on a frozen screen.
+    if ui.stage not in ("done", "error"):
+        reason = js_get(event, "reason") or js_get(event, "error") or js_get(event, "message")
+        ui.error("unexpected page error: " + str(js.String(reason)))
+
+
+async def main():
+    window.addEventListener("error", on_uncaught)
+    window.addEventListener("unhandledrejection", on_uncaught)
+    cfg = json.loads(document.getElementById("coplay-config").textContent)
+    mark("main-start")
+    params = url_params()
+    pid = participant_id(params)
+    socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
+                         "url_params": params}, ui)
+    fatal = Fatal(socket)
+    selector = ActionSelector(cfg["controls"], cfg["default_action"])
+    try:
+        channel = await boot(cfg, socket, fatal)
+        renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
+        bind_keyboard(selector)
+        ui.set_stage("ready")
+        if not cfg["auto_start"]:
+            hint = cfg["instructions"] or "Press Space to start."
+            ui.message(hint)
+            await wait_for_start(cfg, selector)
+        result = await play_episode(cfg, channel, renderer, selector, socket, ui)
+    except WorkerError as exc:
+        fatal(str(exc), exc.reply.get("traceback", ""))
+        return
+    except ChannelDead as exc:
+        fatal(str(exc))
+        return
+    except Exception as exc:
+        fatal("unexpected error on the page: " + type(exc).__name__ + ": " + str(exc))
+        raise
+    ui.set_stage("done")
+    ui.message("Episode complete — score " + str(result["total_reward"]) + ". Thank you!", True)
+
+
+asyncio.create_task(main())

@@ -1,0 +1,45 @@
+"""Socket.IO from MicroPython through the vendored socket.io-client (window.io).
+Tracks connection state on <body> (data-socket, data-disconnects)."""
+
+from js import window
+
+from pages.jsbridge import log, to_js, to_py
+
+
+class GameSocket:
+    def __init__(self, auth, ui):
+        self.ui = ui
+        self.connected = False
+        self.disconnects = 0
+        self.sock = window.io(to_js({"transports": ["websocket"], "auth": auth}))
+        self.sock.on("connect", self._on_connect)
+        self.sock.on("disconnect", self._on_disconnect)
+        self.sock.on("connect_error", self._on_connect_error)
+        self.sock.on("server_error", self._on_server_error)
+
+    def _on_connect(self, *args):
+        self.connected = True
+        self.ui.attr("socket", "connected")
+
+    def _on_disconnect(self, *args):
+        self.connected = False
+        self.disconnects += 1
+        self.ui.attr("socket", "disconnected")
+        self.ui.attr("disconnects", self.disconnects)
+
+    def _on_connect_error(self, err, *args):
+        self.ui.attr("socket", "error")
+        log("socket connect error:", getattr(err, "message", err))
+
+    def _on_server_error(self, payload, *args):
+        log("server rejected an event:", to_py(payload))
+
+    async def call(self, event, payload, timeout_ms=10000):
+        """Emit and wait for the server's acknowledgement; returns the ack as a dict,
+        or {"ok": False, "error": ...} when it did not come."""
+        try:
+            ack = await self.sock.timeout(timeout_ms).emitWithAck(event, to_js(payload))
+        except Exception as exc:  # timeout or disconnect
+            return {"ok": False, "error": str(exc)}
+        result = to_py(ack)
+        return result if isinstance(result, dict) else {"ok": False, "error": "bad ack"}

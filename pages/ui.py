@@ -1,0 +1,61 @@
+"""The page's visible state. <body> carries data-stage / data-frame (and friends) so
+tests, ours and anyone's, can follow the page without reading pixels."""
+
+from js import document
+
+STAGES = ("loading", "installing", "ready", "playing", "done", "error")
+SECTIONS = ("loader", "game", "message", "error")
+
+
+def _el(name):
+    return document.getElementById(name)
+
+
+class Ui:
+    def __init__(self):
+        self.body = document.body
+        self.stage = "loading"
+
+    def attr(self, name, value):
+        self.body.setAttribute("data-" + name, str(value))
+
+    def show(self, *names):
+        for name in SECTIONS:
+            if name in names:
+                _el(name).removeAttribute("hidden")
+            else:
+                _el(name).setAttribute("hidden", "")
+
+    def set_stage(self, stage):
+        if self.stage == "error":
+            return  # an error screen stays up: never paper over it
+        self.stage = stage
+        self.attr("stage", stage)
+
+    def progress(self, message, percent):
+        if self.stage not in ("loading", "installing"):
+            return
+        _el("loader-message").textContent = message
+        pct = max(0, min(100, int(percent)))
+        _el("loader-bar").value = pct
+        _el("loader-pct").textContent = str(pct) + "%"
+
+    def message(self, text, also_game=False):
+        _el("message-text").textContent = text
+        self.show("message", "game") if also_game else self.show("message")
+
+    def playing(self):
+        self.show("game")
+
+    def hud(self, text):
+        _el("hud").textContent = text
+
+    def frame(self, n):
+        self.attr("frame", n)
+
+    def error(self, text):
+        self.set_stage("error")
+        self.stage = "error"
+        self.attr("stage", "error")
+        _el("error-message").textContent = text
+        self.show("error")

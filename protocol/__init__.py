@@ -1,0 +1,1 @@
+"""Message schema shared by the browser (MicroPython + Pyodide) and the server (CPython)."""

@@ -1,0 +1,136 @@
+"""Experiment definitions: one Python file per experiment (``experiments/<name>/experiment.py``)
+that sets ``EXPERIMENT = {...}``. Validated at startup; every error names the file,
+the field and the reason, so a researcher never meets a half-broken page."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+
+
+class ExperimentError(ValueError):
+    """An experiment definition is unusable; the message is meant for the researcher."""
+
+
+class Timeouts(BaseModel):
+    """Seconds a worker request may take before the page declares the worker dead."""
+
+    model_config = ConfigDict(extra="forbid")
+    init: float = Field(60.0, gt=0)
+    install_packages: float = Field(180.0, gt=0)
+    set_globals: float = Field(10.0, gt=0)
+    run_init_code: float = Field(30.0, gt=0)
+    reset: float = Field(10.0, gt=0)
+    step: float = Field(3.0, gt=0)
+    batch: float = Field(3.0, gt=0)
+
+
+class Experiment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=SLUG)
+    title: str = ""
+    env: Path
+    env_config: dict[str, Any] = {}
+    players: list[str] = Field(default=["p0"], min_length=1)
+    fps: int = Field(30, ge=1, le=120)
+    max_steps: int = Field(900, ge=1)
+    seed: int | None = None
+    controls: dict[str, Any] = Field(min_length=1)
+    default_action: Any = 0
+    start_key: str = " "
+    auto_start: bool = False
+    instructions: str = ""
+    upload_every: int = Field(30, ge=1, le=1000)
+    canvas: tuple[int, int] = (480, 480)
+    timeouts: Timeouts = Timeouts()
+
+    # filled in by the loader, not by the researcher
+    directory: Path = Field(default=Path("."), exclude=True)
+    env_source: str = Field(default="", exclude=True)
+
+    @field_validator("controls")
+    @classmethod
+    def _keys_non_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if not key:
+                raise ValueError("a control key must be a KeyboardEvent.key name such as 'ArrowLeft'")
+        return value
+
+    @model_validator(mode="after")
+    def _start_key_not_a_control(self) -> Experiment:
+        if not self.auto_start and self.start_key in self.controls:
+            raise ValueError(f"start_key {self.start_key!r} is also a game control")
+        return self
+
+    @property
+    def env_path(self) -> Path:
+        return self.env if self.env.is_absolute() else self.directory / self.env
+
+
+def _format(path: Path, exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "EXPERIMENT"
+        got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
+        lines.append(f"{path}: EXPERIMENT.{loc}: {err['msg']}{got}")
+    return "\n".join(lines)
+
+
+def check_env_source(path: Path) -> str:
+    try:
+        source = path.read_text()
+    except FileNotFoundError:
+        raise ExperimentError(f"{path}: env file not found") from None
+    try:
+        compile(source, str(path), "exec")
+    except SyntaxError as exc:
+        raise ExperimentError(f"{path}: line {exc.lineno}: {exc.msg}") from None
+    if "create_env" not in source:
+        raise ExperimentError(f"{path}: must define create_env(config) returning the env")
+    return source
+
+
+def load_experiment(path: Path) -> Experiment:
+    try:
+        namespace = runpy.run_path(str(path))
+    except SyntaxError as exc:
+        raise ExperimentError(f"{path}: line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # the researcher's file raised while being read
+        raise ExperimentError(f"{path}: raised {type(exc).__name__}: {exc}") from None
+    data = namespace.get("EXPERIMENT")
+    if not isinstance(data, dict):
+        raise ExperimentError(f"{path}: must define EXPERIMENT = {{...}} (a dict)")
+    data = {**data, "directory": path.parent}
+    data.setdefault("name", path.parent.name)
+    try:
+        exp = Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise ExperimentError(_format(path, exc)) from None
+    exp.env_source = check_env_source(exp.env_path)
+    return exp
+
+
+def load_experiments(directory: Path) -> dict[str, Experiment]:
+    """All experiments under ``directory``; every broken one is reported at once."""
+    found: dict[str, Experiment] = {}
+    errors: list[str] = []
+    for path in sorted(directory.glob("*/experiment.py")):
+        try:
+            exp = load_experiment(path)
+        except ExperimentError as exc:
+            errors.append(str(exc))
+            continue
+        if exp.name in found:
+            errors.append(f"{path}: experiment name {exp.name!r} is already used")
+        found[exp.name] = exp
+    if errors:
+        raise ExperimentError("\n".join(errors))
+    if not found:
+        raise ExperimentError(f"{directory}: no experiments found (expected */experiment.py)")
+    return found

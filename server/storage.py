@@ -1,0 +1,110 @@
+"""Experiment data in SQLite through aiosqlite. Writes are idempotent (a step is keyed
+by episode and frame), so a client may resend a batch it is unsure about."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+SCHEMA = """
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS participants (
+    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, url_params TEXT NOT NULL, created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS episodes (
+    id TEXT PRIMARY KEY, participant_id TEXT NOT NULL REFERENCES participants(id),
+    experiment TEXT NOT NULL, seed INTEGER, started REAL NOT NULL, ended REAL,
+    status TEXT NOT NULL DEFAULT 'running', frames INTEGER, total_reward REAL, client TEXT
+);
+CREATE TABLE IF NOT EXISTS steps (
+    episode_id TEXT NOT NULL REFERENCES episodes(id), frame INTEGER NOT NULL,
+    actions TEXT NOT NULL, rewards TEXT NOT NULL, done INTEGER NOT NULL, info TEXT NOT NULL,
+    t_client REAL, t_sent REAL, t_worker_start REAL, t_worker_end REAL, t_received REAL,
+    t_server REAL NOT NULL,
+    PRIMARY KEY (episode_id, frame)
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id TEXT, episode_id TEXT,
+    kind TEXT NOT NULL, payload TEXT NOT NULL, t_server REAL NOT NULL
+);
+"""
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = path
+        self.db: aiosqlite.Connection | None = None
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = await aiosqlite.connect(self.path)
+        await self.db.executescript(SCHEMA)
+        await self.db.commit()
+
+    async def close(self) -> None:
+        if self.db is not None:
+            await self.db.close()
+            self.db = None
+
+    @property
+    def conn(self) -> aiosqlite.Connection:
+        if self.db is None:
+            raise RuntimeError("store is not open")
+        return self.db
+
+    async def upsert_participant(self, pid: str, experiment: str, url_params: dict[str, str]) -> None:
+        await self.conn.execute(
+            "INSERT OR IGNORE INTO participants (id, experiment, url_params, created) VALUES (?,?,?,?)",
+            (pid, experiment, _json(url_params), time.time()),
+        )
+        await self.conn.commit()
+
+    async def start_episode(self, eid: str, pid: str, experiment: str, seed: int | None,
+                            client: dict[str, Any]) -> None:
+        await self.conn.execute(
+            "INSERT OR IGNORE INTO episodes (id, participant_id, experiment, seed, started, client)"
+            " VALUES (?,?,?,?,?,?)",
+            (eid, pid, experiment, seed, time.time(), _json(client)),
+        )
+        await self.conn.commit()
+
+    async def episode_owner(self, eid: str) -> str | None:
+        async with self.conn.execute("SELECT participant_id FROM episodes WHERE id=?", (eid,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
+    async def add_steps(self, eid: str, records: list[dict[str, Any]]) -> int:
+        now = time.time()
+        rows = [
+            (eid, r["frame"], _json(r["actions"]), _json(r["rewards"]), int(r["done"]), _json(r["info"]),
+             r.get("t_client"), r.get("t_sent"), r.get("t_worker_start"), r.get("t_worker_end"),
+             r.get("t_received"), now)
+            for r in records
+        ]
+        before = self.conn.total_changes
+        await self.conn.executemany(
+            "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        await self.conn.commit()
+        return self.conn.total_changes - before
+
+    async def end_episode(self, eid: str, status: str, frames: int, total_reward: float) -> None:
+        await self.conn.execute(
+            "UPDATE episodes SET ended=?, status=?, frames=?, total_reward=? WHERE id=?",
+            (time.time(), status, frames, total_reward, eid),
+        )
+        await self.conn.commit()
+
+    async def add_event(self, pid: str | None, eid: str | None, kind: str, payload: Any) -> None:
+        await self.conn.execute(
+            "INSERT INTO events (participant_id, episode_id, kind, payload, t_server) VALUES (?,?,?,?,?)",
+            (pid, eid, kind, _json(payload), time.time()),
+        )
+        await self.conn.commit()

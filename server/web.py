@@ -1,0 +1,153 @@
+"""HTTP side: the experiment page, PyScript configs, our Python sources for the
+browser, the vendored runtime and the researcher's wheels. Every response carries
+COOP/COEP so the page is cross-origin isolated (precise timers, SharedArrayBuffer)."""
+
+from __future__ import annotations
+
+import mimetypes
+from pathlib import Path
+
+from quart import Quart, Response, abort, redirect, render_template, request, send_file
+
+from server.experiment import Experiment
+from server.packages import PKG_ROUTE, ResolvedPackages
+from server.settings import ROOT
+
+for _ext, _type in {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
+                    ".toml": "application/toml", ".whl": "application/zip", ".py": "text/x-python",
+                    ".zip": "application/zip", ".json": "application/json"}.items():
+    mimetypes.add_type(_type, _ext)
+
+# Directories whose .py files the browser loads: main thread (MicroPython) and worker (Pyodide).
+MAIN_THREAD_SOURCES = ("protocol", "pages")
+WORKER_SOURCES = ("protocol", "worker")
+SOURCE_DIRS = {"protocol", "pages", "worker"}
+VENDOR_ROUTE = "/vendor/v/"
+
+
+def _files_table(dirs: tuple[str, ...]) -> str:
+    lines = ["[files]"]
+    for d in dirs:
+        for path in sorted((ROOT / d).glob("*.py")):
+            lines.append(f'"/src/{d}/{path.name}" = "./{d}/{path.name}"')
+    return "\n".join(lines)
+
+
+def pyscript_configs(vendor_prefix: str) -> dict[str, str]:
+    # interpreter set explicitly: PyScript would otherwise fetch it from a CDN.
+    return {
+        "mpy": f'interpreter = "{vendor_prefix}micropython/micropython.mjs"\n'
+               + _files_table(MAIN_THREAD_SOURCES) + "\n",
+        "worker": f'interpreter = "{vendor_prefix}pyodide/pyodide.mjs"\n'
+                  + _files_table(WORKER_SOURCES) + "\n",
+    }
+
+
+def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> dict:
+    """Everything the page needs, embedded in the page itself (one request fewer)."""
+    return {
+        "experiment": exp.name,
+        "title": exp.title or exp.name,
+        "instructions": exp.instructions,
+        "players": exp.players,
+        "fps": exp.fps,
+        "max_steps": exp.max_steps,
+        "seed": exp.seed,
+        "controls": exp.controls,
+        "default_action": exp.default_action,
+        "start_key": exp.start_key,
+        "auto_start": exp.auto_start,
+        "upload_every": exp.upload_every,
+        "canvas": list(exp.canvas),
+        "env_config": exp.env_config,
+        "env_filename": exp.env_path.name,
+        "env_source": exp.env_source,
+        "packages": packages.entries,
+        "timeouts_ms": {k.upper(): int(v * 1000) for k, v in exp.timeouts.model_dump().items()},
+        "worker": worker,
+        "asset_base": f"/x/{exp.name}/assets/",
+    }
+
+
+def register_routes(app: Quart, experiments: dict[str, Experiment], default: str,
+                    packages: ResolvedPackages, vendor_dir: Path, vendor_version: str) -> None:
+    vendor_prefix = f"{VENDOR_ROUTE}{vendor_version}/"
+    configs = pyscript_configs(vendor_prefix)
+
+    @app.after_request
+    async def isolation_headers(response: Response) -> Response:
+        response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        response.headers["Cross-Origin-Embedder-Policy"] = "require-corp"
+        response.headers["Cross-Origin-Resource-Policy"] = "same-origin"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        if request.path.startswith(VENDOR_ROUTE):
+            # the version is in the path, so the bytes behind a URL never change
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+    @app.get("/")
+    async def index():
+        return redirect(f"/x/{default}")
+
+    @app.get("/favicon.ico")
+    async def favicon():
+        return Response(status=204)
+
+    @app.get("/healthz")
+    async def healthz():
+        return {"ok": True, "experiments": sorted(experiments)}
+
+    def experiment_or_404(name: str) -> Experiment:
+        if name not in experiments:
+            abort(404)
+        return experiments[name]
+
+    @app.get("/x/<name>")
+    async def experiment_page(name: str):
+        exp = experiment_or_404(name)
+        worker = request.args.get("worker", "1") != "0"
+        return await render_template(
+            "index.html", title=exp.title or exp.name, vendor=vendor_prefix.rstrip("/"),
+            worker=worker, config=client_config(exp, packages, worker),
+            canvas_w=exp.canvas[0], canvas_h=exp.canvas[1],
+        )
+
+    @app.get("/x/<name>/assets/<path:rel>")
+    async def experiment_asset(name: str, rel: str):
+        return await _send_within(experiment_or_404(name).directory / "assets", rel)
+
+    @app.get("/config/<kind>.toml")
+    async def pyscript_config(kind: str):
+        if kind not in configs:
+            abort(404)
+        return Response(configs[kind], mimetype="application/toml")
+
+    @app.get("/src/<folder>/<filename>")
+    async def source(folder: str, filename: str):
+        if folder not in SOURCE_DIRS or not filename.endswith((".py", ".css")):
+            abort(404)
+        return await _send_within(ROOT / folder, filename)
+
+    @app.get(f"{VENDOR_ROUTE}<version>/<path:rel>")
+    async def vendored(version: str, rel: str):
+        if version != vendor_version:
+            abort(404)
+        return await _send_within(vendor_dir, rel)
+
+    @app.get(f"{PKG_ROUTE}<path:rel>")
+    async def package_wheel(rel: str):
+        # only wheels listed in pyscript.toml are served
+        path = packages.local_files.get(rel)
+        if path is None:
+            abort(404)
+        return await send_file(path, mimetype="application/zip")
+
+
+async def _send_within(base: Path, rel: str):
+    base = base.resolve()
+    path = (base / rel).resolve()
+    if not path.is_relative_to(base) or not path.is_file():
+        abort(404)
+    return await send_file(path)

@@ -1,0 +1,150 @@
+"""Hosts the researcher's env: loads its code, steps it, keeps a ring buffer of
+snapshots and executes BATCH operations synchronously (no awaits: a rollback must
+not interleave with anything else)."""
+
+import copy
+
+from protocol import messages as m
+from worker.serialize import safe_serialize, state_hash
+
+
+class EnvContractError(Exception):
+    """The env code does not provide what the platform calls."""
+
+
+class SnapshotMissing(Exception):
+    pass
+
+
+def _any_true(flag):
+    if isinstance(flag, dict):
+        return any(bool(v) for v in flag.values())
+    return bool(flag)
+
+
+class EnvHost:
+    def __init__(self, ring_size=9):
+        self.globals = {}
+        self.env = None
+        self.frame = 0
+        self.ring_size = ring_size
+        self.snapshots = {}
+
+    # -- loading -------------------------------------------------------------
+    def set_globals(self, values):
+        self.globals.update(values)
+
+    def load(self, code, filename="env.py"):
+        namespace = {"__name__": "coplay_env", "__file__": filename}
+        namespace.update(self.globals)
+        exec(compile(code, filename, "exec"), namespace)
+        factory = namespace.get("create_env")
+        if not callable(factory):
+            raise EnvContractError(filename + " must define create_env(config) returning the env")
+        env = factory(dict(self.globals.get("env_config") or {}))
+        for method in ("reset", "step", "render"):
+            if not callable(getattr(env, method, None)):
+                raise EnvContractError(
+                    "the env returned by create_env() has no " + method + "() method")
+        self.env = env
+        self.frame = 0
+        self.snapshots = {}
+
+    def _require_env(self):
+        if self.env is None:
+            raise EnvContractError("no env loaded: send RUN_INIT_CODE first")
+        return self.env
+
+    # -- stepping ------------------------------------------------------------
+    def reset(self, seed=None, render=True):
+        obs, info = self._require_env().reset(seed=seed)
+        self.frame = 0
+        self.snapshots = {}
+        out = {"frame": 0, "obs": safe_serialize(obs), "info": safe_serialize(info)}
+        if render:
+            out["render"] = self.render()
+        return out
+
+    def step(self, actions, render=True, include_obs=False):
+        obs, rewards, terminated, truncated, info = self._require_env().step(actions)
+        self.frame += 1
+        out = {
+            "frame": self.frame,
+            "rewards": safe_serialize(rewards),
+            "terminated": safe_serialize(terminated),
+            "truncated": safe_serialize(truncated),
+            "done": _any_true(terminated) or _any_true(truncated),
+            "info": safe_serialize(info),
+        }
+        if include_obs:
+            out["obs"] = safe_serialize(obs)
+        if render:
+            out["render"] = self.render()
+        return out
+
+    def render(self):
+        return safe_serialize(self._require_env().render())
+
+    # -- state ---------------------------------------------------------------
+    def get_state(self):
+        env = self._require_env()
+        if callable(getattr(env, "get_state", None)):
+            return env.get_state()
+        return copy.deepcopy(vars(env))
+
+    def set_state(self, state):
+        env = self._require_env()
+        if callable(getattr(env, "set_state", None)):
+            env.set_state(copy.deepcopy(state))
+        else:
+            env.__dict__.clear()
+            env.__dict__.update(copy.deepcopy(state))
+
+    def snapshot(self):
+        self.snapshots[self.frame] = self.get_state()
+        while len(self.snapshots) > self.ring_size:
+            del self.snapshots[min(self.snapshots)]
+        return {"frame": self.frame}
+
+    def restore(self, frame):
+        if frame not in self.snapshots:
+            raise SnapshotMissing(
+                "no snapshot for frame " + str(frame) + "; held: " + str(sorted(self.snapshots)))
+        self.set_state(self.snapshots[frame])
+        self.frame = frame
+        return {"frame": frame}
+
+    def hash(self):
+        return {"frame": self.frame, "hash": state_hash(self.get_state())}
+
+    # -- batch ---------------------------------------------------------------
+    def run_batch(self, ops):
+        """Run ops in order; one failing op fails the whole batch (state may be
+        partly applied, which the caller learns from the error's op index)."""
+        results = []
+        for index, op in enumerate(ops):
+            kind = op.get("op")
+            try:
+                if kind == m.OP_RESTORE:
+                    results.append(self.restore(op["frame"]))
+                elif kind == m.OP_STEP:
+                    results.append(self.step(op["actions"], render=bool(op.get("render"))))
+                elif kind == m.OP_SNAPSHOT:
+                    results.append(self.snapshot())
+                elif kind == m.OP_HASH:
+                    results.append(self.hash())
+                elif kind == m.OP_RENDER:
+                    results.append({"frame": self.frame, "render": self.render()})
+                else:
+                    raise m.ProtocolError("unknown BATCH op " + repr(kind))
+            except Exception as exc:
+                raise BatchOpError(index, kind, exc) from exc
+        return results
+
+
+class BatchOpError(Exception):
+    def __init__(self, index, kind, cause):
+        super().__init__("BATCH op " + str(index) + " (" + str(kind) + ") failed: "
+                         + type(cause).__name__ + ": " + str(cause))
+        self.index = index
+        self.cause = cause

@@ -1,0 +1,57 @@
+"""Entry point of the env runtime in Pyodide.
+
+In a PyScript worker it talks over the worker's own channel (``polyscript.xworker``);
+in the ``?worker=0`` baseline it runs on the main thread and talks over a
+MessageChannel whose other port it publishes as ``window.coplayEnvPort``. Either way
+the page sees the same asynchronous, string-only channel."""
+
+import asyncio
+
+import js
+from pyodide.ffi import create_proxy
+
+from worker.dispatcher import Dispatcher
+from worker.packages import install_packages
+
+
+def clock():
+    # Epoch milliseconds, comparable between the worker and the page (performance.now()
+    # alone has a per-context origin).
+    return js.performance.timeOrigin + js.performance.now()
+
+
+IN_WORKER = str(js.self.constructor.name) == "DedicatedWorkerGlobalScope"
+
+if IN_WORKER:
+    # PyScript delivers worker messages by evaluating `xworker.onmessage` in this
+    # module's globals, so the name must be exactly `xworker`.
+    from polyscript import xworker
+
+    _endpoint = xworker
+else:
+    _pair = js.MessageChannel.new()
+    _endpoint = _pair.port2
+
+_tasks = set()
+
+
+def _post(text):
+    _endpoint.postMessage(text)
+
+
+dispatcher = Dispatcher(_post, clock, installer=install_packages,
+                        runtime="pyodide-worker" if IN_WORKER else "pyodide-main")
+
+
+def _on_message(event):
+    coro = dispatcher.handle_text(event.data)
+    if coro is not None:
+        task = asyncio.ensure_future(coro)
+        _tasks.add(task)  # keep a reference until done
+        task.add_done_callback(_tasks.discard)
+
+
+_endpoint.onmessage = create_proxy(_on_message)
+if not IN_WORKER:
+    js.window.coplayEnvPort = _pair.port1
+dispatcher.announce_ready()

@@ -1,0 +1,68 @@
+"""Turn whatever an env returns into plain JSON data, and hash env state.
+
+Nothing that crosses the channel may be a proxy or a numpy object: results are
+converted here, inside the worker, before they are encoded.
+"""
+
+import hashlib
+import json
+import math
+import random
+
+HASH_CHARS = 16
+
+
+def _float(value):
+    if math.isfinite(value):
+        return value
+    # JSON has no NaN/Infinity and JS's JSON.parse rejects them.
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _key(key):
+    """JSON object keys are strings: 3 -> "3", (1, 2) -> "[1,2]"."""
+    if isinstance(key, str):
+        return key
+    plain = safe_serialize(key)
+    return plain if isinstance(plain, str) else json.dumps(plain, separators=(",", ":"))
+
+
+def safe_serialize(value):
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return _float(value)
+    if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
+        # numpy scalars become Python scalars, arrays nested lists.
+        return safe_serialize(value.tolist())
+    if isinstance(value, dict):
+        return {_key(k): safe_serialize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [safe_serialize(v) for v in value]
+    if isinstance(value, (set, frozenset)):
+        items = [safe_serialize(v) for v in value]
+        try:
+            items.sort()
+        except TypeError:
+            items.sort(key=repr)
+        return items
+    if isinstance(value, (bytes, bytearray)):
+        return value.hex()
+    if isinstance(value, random.Random):
+        return safe_serialize(value.getstate())
+    if hasattr(value, "to_py"):  # a Pyodide JsProxy
+        return safe_serialize(value.to_py())
+    if hasattr(value, "__dict__"):
+        return safe_serialize(vars(value))
+    return str(value)
+
+
+def canonical_json(value):
+    return json.dumps(safe_serialize(value), sort_keys=True, separators=(",", ":"))
+
+
+def state_hash(state):
+    """Short, stable hash of an env state: equal states hash equal in CPython and Pyodide."""
+    return hashlib.sha256(canonical_json(state).encode()).hexdigest()[:HASH_CHARS]
