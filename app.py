@@ -16,7 +16,7 @@ import socketio
 from quart import Quart
 
 from server.experiment import ExperimentError, load_experiments
-from server.packages import PackageConfigError, load_package_config, read_pyodide_lock, resolve_packages
+from server.packages import PackageConfigError, PackageSource
 from server.settings import ROOT, ServerSettings
 from server.sockets import SocketHandlers
 from server.storage import Store
@@ -41,14 +41,10 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     settings = settings or ServerSettings()
     try:
         experiments = load_experiments(settings.experiments_dir)
-        pkg_config = load_package_config(settings.pyscript_toml)
-        packages = resolve_packages(pkg_config, settings.pyscript_toml,
-                                    read_pyodide_lock(settings.vendor_dir))
+        packages = PackageSource(settings.pyscript_toml, settings.vendor_dir)
+        packages.current()  # fail at startup, not on the first participant
     except (ExperimentError, PackageConfigError) as exc:
         raise ConfigError(str(exc)) from None
-    for entry in packages.entries:
-        if entry["url"] is None:
-            log.warning("pyscript.toml: %s", entry["reason"])
     default = settings.default_experiment or sorted(experiments)[0]
     if default not in experiments:
         raise ConfigError(f"default_experiment {default!r} is not one of {sorted(experiments)}")

@@ -61,11 +61,28 @@ async def play_episode(cfg, channel, renderer, selector, socket, ui):
     renderer.draw(reset["render"])
     ui.set_stage("playing")
     ui.playing()
+    state = {"frame": 0, "total_reward": 0.0}
+    try:
+        await run_frames(cfg, channel, renderer, selector, recorder, uploader, ui, state)
+    except Exception:
+        # The env or worker failed: keep every step already taken, then report.
+        await uploader.drain(attempts=3)
+        await socket.call("episode_end", {"episode_id": episode_id, "status": "error",
+                                          "frames": state["frame"],
+                                          "total_reward": state["total_reward"]})
+        raise
+    frame = state["frame"]
+    total_reward = state["total_reward"]
+    saved = await uploader.drain()
+    await socket.call("episode_end", {"episode_id": episode_id, "status": "completed",
+                                      "frames": frame, "total_reward": total_reward})
+    return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
+
+
+async def run_frames(cfg, channel, renderer, selector, recorder, uploader, ui, state):
     players = cfg["players"]
     frame_ms = 1000 / cfg["fps"]
     deadline = now_ms()
-    total_reward = 0.0
-    frame = 0
     while True:
         actions = {}
         for player in players:
@@ -74,28 +91,24 @@ async def play_episode(cfg, channel, renderer, selector, socket, ui):
         t_client = now_ms()
         result = await channel.request(m.STEP, {"actions": actions})
         renderer.draw(result["render"])
-        frame = result["frame"]
-        ui.frame(frame)
-        total_reward += reward_sum(result["rewards"])
+        state["frame"] = result["frame"]
+        ui.frame(result["frame"])
+        state["total_reward"] += reward_sum(result["rewards"])
         if recorder.add({
-            "frame": frame, "actions": actions, "rewards": result["rewards"], "done": result["done"],
-            "info": result["info"], "t_client": t_client, "t_sent": result["t_sent"],
-            "t_worker_start": result["t_worker_start"], "t_worker_end": result["t_worker_end"],
-            "t_received": result["t_received"],
+            "frame": result["frame"], "actions": actions, "rewards": result["rewards"],
+            "done": result["done"], "info": result["info"], "t_client": t_client,
+            "t_sent": result["t_sent"], "t_worker_start": result["t_worker_start"],
+            "t_worker_end": result["t_worker_end"], "t_received": result["t_received"],
         }):
             uploader.kick()
-        if result["done"] or frame >= cfg["max_steps"]:
-            break
+        if result["done"] or result["frame"] >= cfg["max_steps"]:
+            return
         deadline += frame_ms
         wait = deadline - now_ms()
         if wait > 1:
             await sleep_ms(wait)
         else:
             deadline = now_ms()  # running late: drop the debt instead of sprinting
-    saved = await uploader.drain()
-    await socket.call("episode_end", {"episode_id": episode_id, "status": "completed",
-                                      "frames": frame, "total_reward": total_reward})
-    return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
 
 
 def reward_sum(rewards):

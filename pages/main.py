@@ -4,20 +4,20 @@ Boot order: connect Socket.IO, find the env runtime (PyScript worker, or the
 main-thread baseline with ?worker=0), await READY, then INIT, INSTALL_PACKAGES,
 SET_GLOBALS, RUN_INIT_CODE; show the start screen; play; upload; done."""
 
-import asyncio
-import json
-
 import js
-from js import document, window
 
-from pages.channel import ChannelClient, ChannelDead, WorkerError
-from pages.controls import ActionSelector
-from pages.game import play_episode
-from pages.jsbridge import js_get, log, mark, new_id, sleep_ms
-from pages.renderer import CanvasRenderer
-from pages.socket_client import GameSocket
-from pages.ui import Ui
-from protocol import messages as m
+js.performance.mark("coplay:main-start")  # first line of our main-thread code
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+
+from js import document, window  # noqa: E402
+
+from pages.channel import ChannelClient, ChannelDead, WorkerError  # noqa: E402
+from pages.jsbridge import js_get, log, mark, new_id, sleep_ms  # noqa: E402
+from pages.socket_client import GameSocket  # noqa: E402
+from pages.ui import Ui  # noqa: E402
+from protocol import messages as m  # noqa: E402
 
 ID_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "participant_id")
 
@@ -70,8 +70,12 @@ def on_pyscript_progress(event):
 class Fatal:
     def __init__(self, socket):
         self.socket = socket
+        self.reported = False
 
     def __call__(self, reason, detail=None):
+        if self.reported:
+            return
+        self.reported = True
         ui.error(reason if not detail else reason + "\n\n" + detail)
         if self.socket is not None:
             asyncio.create_task(self.socket.call(
@@ -152,15 +156,22 @@ async def main():
     window.addEventListener("error", on_uncaught)
     window.addEventListener("unhandledrejection", on_uncaught)
     cfg = json.loads(document.getElementById("coplay-config").textContent)
-    mark("main-start")
     params = url_params()
     pid = participant_id(params)
     socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
                          "url_params": params}, ui)
     fatal = Fatal(socket)
-    selector = ActionSelector(cfg["controls"], cfg["default_action"])
     try:
-        channel = await boot(cfg, socket, fatal)
+        booting = asyncio.create_task(boot(cfg, socket, fatal))
+        # Game modules are compiled while the worker boots, in a task of their own, so
+        # our main-thread start-up is never one long block.
+        await sleep_ms(0)
+        from pages.controls import ActionSelector
+        from pages.game import play_episode
+        from pages.renderer import CanvasRenderer
+
+        channel = await booting
+        selector = ActionSelector(cfg["controls"], cfg["default_action"])
         renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
         bind_keyboard(selector)
         ui.set_stage("ready")

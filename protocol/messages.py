@@ -120,7 +120,7 @@ def decode(text):
     try:
         msg = json.loads(text)
     except ValueError as exc:
-        raise ProtocolError("message is not JSON: " + str(exc))
+        raise ProtocolError("message is not JSON: " + str(exc)) from None
     return validate(msg)
 
 

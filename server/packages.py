@@ -5,10 +5,13 @@ a URL the worker may install from: a wheel on our own origin, or — only when
 from __future__ import annotations
 
 import json
+import logging
 import tomllib
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+log = logging.getLogger("coplay.packages")
 
 PKG_ROUTE = "/pkgs/"
 CDN_TEMPLATE = "https://cdn.jsdelivr.net/pyodide/v{version}/full/"
@@ -110,3 +113,28 @@ def resolve_packages(config: PackageConfig, toml_path: Path, pyodide_lock: dict 
 def read_pyodide_lock(vendor_dir: Path) -> dict | None:
     path = vendor_dir / "pyodide" / "pyodide-lock.json"
     return json.loads(path.read_text()) if path.exists() else None
+
+
+class PackageSource:
+    """pyscript.toml as it is now: re-read whenever the file changes, so a researcher who
+    edits the package list only has to reload the page."""
+
+    def __init__(self, toml_path: Path, vendor_dir: Path):
+        self.path = toml_path
+        self.lock = read_pyodide_lock(vendor_dir)
+        self._key: tuple[int, int] | None = None
+        self._resolved: ResolvedPackages | None = None
+
+    def current(self) -> ResolvedPackages:
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            raise PackageConfigError(f"{self.path}: file not found") from None
+        key = (stat.st_mtime_ns, stat.st_size)
+        if key != self._key or self._resolved is None:
+            self._resolved = resolve_packages(load_package_config(self.path), self.path, self.lock)
+            self._key = key
+            for entry in self._resolved.entries:
+                if entry["url"] is None:
+                    log.warning("%s: %s", self.path.name, entry["reason"])
+        return self._resolved

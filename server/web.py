@@ -10,7 +10,7 @@ from pathlib import Path
 from quart import Quart, Response, abort, redirect, render_template, request, send_file
 
 from server.experiment import Experiment
-from server.packages import PKG_ROUTE, ResolvedPackages
+from server.packages import PKG_ROUTE, PackageConfigError, PackageSource, ResolvedPackages
 from server.settings import ROOT
 
 for _ext, _type in {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
@@ -70,7 +70,7 @@ def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> 
 
 
 def register_routes(app: Quart, experiments: dict[str, Experiment], default: str,
-                    packages: ResolvedPackages, vendor_dir: Path, vendor_version: str) -> None:
+                    packages: PackageSource, vendor_dir: Path, vendor_version: str) -> None:
     vendor_prefix = f"{VENDOR_ROUTE}{vendor_version}/"
     configs = pyscript_configs(vendor_prefix)
 
@@ -108,9 +108,13 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
     async def experiment_page(name: str):
         exp = experiment_or_404(name)
         worker = request.args.get("worker", "1") != "0"
+        try:
+            resolved = packages.current()
+        except PackageConfigError as exc:
+            return Response(f"Experiment misconfigured: {exc}", status=500, mimetype="text/plain")
         return await render_template(
             "index.html", title=exp.title or exp.name, vendor=vendor_prefix.rstrip("/"),
-            worker=worker, config=client_config(exp, packages, worker),
+            worker=worker, config=client_config(exp, resolved, worker),
             canvas_w=exp.canvas[0], canvas_h=exp.canvas[1],
         )
 
@@ -139,7 +143,7 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
     @app.get(f"{PKG_ROUTE}<path:rel>")
     async def package_wheel(rel: str):
         # only wheels listed in pyscript.toml are served
-        path = packages.local_files.get(rel)
+        path = packages.current().local_files.get(rel)
         if path is None:
             abort(404)
         return await send_file(path, mimetype="application/zip")

@@ -40,7 +40,13 @@ def missing_dependencies(dist_names):
     return missing
 
 
+def absolute_url(url, origin):
+    # fetch() in a (blob-URL) worker cannot resolve site-relative paths itself
+    return origin + url if url.startswith("/") else url
+
+
 async def install_packages(packages, options, progress):
+    import js
     import pyodide_js
 
     total = len(packages)
@@ -58,10 +64,10 @@ async def install_packages(packages, options, progress):
         try:
             # deps=False: a dependency must be listed (and vendored) too, or micropip
             # would go looking for it on PyPI; we check below and say which is missing.
-            await micropip.install(pkg["url"], deps=False)
+            await micropip.install(absolute_url(pkg["url"], str(js.location.origin)), deps=False)
         except Exception as exc:
             raise PackageInstallError("could not install " + repr(name) + " from " + pkg["url"]
-                                      + ": " + str(exc))
+                                      + ": " + str(exc)) from None
         installed.append(name)
     missing = missing_dependencies([_dist_name(p) for p in packages])
     if missing:

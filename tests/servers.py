@@ -1,0 +1,97 @@
+"""Starts the real Coplay server (app.py under hypercorn) as a subprocess on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class RunningServer:
+    url: str
+    port: int
+    database: Path
+    process: subprocess.Popen
+    log_path: Path
+    extra: dict = field(default_factory=dict)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def query(self, sql: str, *args) -> list[tuple]:
+        with sqlite3.connect(self.database) as conn:
+            return conn.execute(sql, args).fetchall()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript_toml: Path | None = None,
+                 extra_args: list[str] | None = None, wait: float = 30.0) -> RunningServer:
+    port = free_port()
+    database = workdir / "coplay.sqlite"
+    log_path = workdir / f"server-{port}.log"
+    args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--database", str(database)]
+    if experiments_dir is not None:
+        args += ["--experiments-dir", str(experiments_dir)]
+    if pyscript_toml is not None:
+        args += ["--pyscript-toml", str(pyscript_toml)]
+    args += extra_args or []
+    log_file = log_path.open("w")
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
+                if resp.status == 200:
+                    return RunningServer(url, port, database, proc, log_path)
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"server did not answer within {wait}s:\n{log_path.read_text()}")
+
+
+def write_experiment(directory: Path, name: str, env_source: str | None = None, **fields) -> Path:
+    """An experiment folder for tests; by default it reuses the example catch env."""
+    exp_dir = directory / name
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    if env_source is None:
+        env_path = ROOT / "experiments" / "catch" / "env.py"
+    else:
+        env_path = exp_dir / "env.py"
+        env_path.write_text(env_source)
+    definition = {
+        "name": name,
+        "env": str(env_path),
+        "controls": {"ArrowLeft": "left", "ArrowRight": "right"},
+        "default_action": "noop",
+        **fields,
+    }
+    (exp_dir / "experiment.py").write_text(f"EXPERIMENT = {definition!r}\n")
+    return exp_dir
