@@ -21,9 +21,9 @@ class ActionSelector:
         key = normalize(key)
         if key not in self.controls:
             return False
-        if key not in self.held:
+        if key not in self.held:  # auto-repeat of a held key is not a new press
             self.held.append(key)
-        self.tapped = key
+            self.tapped = key
         return True
 
     def key_up(self, key):
@@ -39,11 +39,11 @@ class ActionSelector:
 
     def action(self):
         """The action for the next frame."""
-        if self.held:
+        if self.tapped is not None:
+            key = self.tapped  # a press since the last frame wins once, even over a held key
+            self.tapped = None
+        elif self.held:
             key = self.held[-1]
-        elif self.tapped is not None:
-            key = self.tapped
         else:
             return self.default
-        self.tapped = None
         return self.controls[key]

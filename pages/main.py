@@ -171,6 +171,12 @@ async def main():
         from pages.renderer import CanvasRenderer
 
         channel = await booting
+        if js.URLSearchParams.new(window.location.search).get("bench") == "1":
+            from pages.bench import run_channel_bench
+
+            await run_channel_bench(channel, cfg, ui)
+            ui.set_stage("done")
+            return
         selector = ActionSelector(cfg["controls"], cfg["default_action"])
         renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
         bind_keyboard(selector)

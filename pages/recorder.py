@@ -32,9 +32,11 @@ class StepRecorder:
         self.acked += len(records)
 
     def failed(self, number):
-        # put the records back in front, in order, for the next upload
+        # back into the buffer for the next upload, keeping frame order
         records = self.in_flight.pop(number, [])
-        self.unsent = records + self.unsent
+        merged = records + self.unsent
+        merged.sort(key=lambda r: r["frame"])
+        self.unsent = merged
 
     def pending(self):
         return len(self.unsent) + sum(len(r) for r in self.in_flight.values())

@@ -98,6 +98,8 @@ def validate(msg):
         if field not in msg:
             raise ProtocolError(mtype + " message is missing field " + repr(field))
     if mtype == BATCH:
+        if not isinstance(msg["ops"], list):
+            raise ProtocolError("BATCH ops must be a list, got " + type(msg["ops"]).__name__)
         for op in msg["ops"]:
             if not isinstance(op, dict) or op.get("op") not in BATCH_OPS:
                 raise ProtocolError("bad BATCH op " + repr(op))

@@ -9,8 +9,12 @@ from pydantic import BaseModel, ConfigDict, Field
 ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
 
+INT64 = 2**63 - 1
+
+
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # strict: no silent coercion ("7" is not a frame number)
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class ConnectAuth(Strict):
@@ -21,7 +25,7 @@ class ConnectAuth(Strict):
 
 class EpisodeStart(Strict):
     episode_id: str = ID
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-INT64, le=INT64)
     client: dict[str, Any] = {}
 
 
@@ -46,7 +50,7 @@ class StepBatch(Strict):
 class EpisodeEnd(Strict):
     episode_id: str = ID
     status: Literal["completed", "error", "abandoned"]
-    frames: int = Field(ge=0)
+    frames: int = Field(ge=0, le=10_000_000)
     total_reward: float = 0.0
 
 

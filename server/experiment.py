@@ -76,9 +76,9 @@ class Experiment(BaseModel):
 def _format(path: Path, exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "EXPERIMENT"
+        loc = ".".join(["EXPERIMENT", *(str(p) for p in err["loc"])])
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        lines.append(f"{path}: EXPERIMENT.{loc}: {err['msg']}{got}")
+        lines.append(f"{path}: {loc}: {err['msg']}{got}")
     return "\n".join(lines)
 
 

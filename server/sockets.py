@@ -78,6 +78,9 @@ class SocketHandlers:
                 return await handler(session, payload)
             except Rejected as exc:
                 return await self._reject(sid, event, str(exc))
+            except Exception:  # a bug or a storage failure: answer, log, keep serving
+                log.exception("handling %s from %s failed", event, sid)
+                return await self._reject(sid, event, "internal error; the event was not stored")
 
         return run
 

@@ -13,6 +13,7 @@ HASH_CHARS = 16
 
 
 def _float(value):
+    value = float(value)  # numpy.float64 is a float subclass: make it plain
     if math.isfinite(value):
         return value
     # JSON has no NaN/Infinity and JS's JSON.parse rejects them.
@@ -56,6 +57,10 @@ def safe_serialize(value):
         return safe_serialize(value.to_py())
     if hasattr(value, "__dict__"):
         return safe_serialize(vars(value))
+    slots = getattr(type(value), "__slots__", None)
+    if slots is not None:
+        names = (slots,) if isinstance(slots, str) else slots
+        return {name: safe_serialize(getattr(value, name, None)) for name in names}
     return str(value)
 
 

@@ -1,0 +1,35 @@
+"""In-page channel benchmark (``?bench=1``): after the env is ready, time STEP and
+8-step BATCH round trips through the real channel and publish the raw samples on
+<body data-bench>. Read by ``nox -s bench``; never used in a study."""
+
+import json
+
+from pages.jsbridge import sleep_ms
+from protocol import messages as m
+
+
+async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depth=8):
+    player = cfg["players"][0]
+    actions = {player: cfg["default_action"]}
+    await channel.request(m.RESET, {"seed": 1})
+    step_rtt, step_worker = [], []
+    for _ in range(steps):
+        r = await channel.request(m.STEP, {"actions": actions})
+        step_rtt.append(r["t_received"] - r["t_sent"])
+        step_worker.append(r["t_worker_end"] - r["t_worker_start"])
+    await sleep_ms(50)
+    # rollback shape: restore a snapshot, replay `depth` frames, snapshot and hash
+    base = (await channel.request(m.BATCH, {"ops": [{"op": m.OP_SNAPSHOT}]}))["results"][0]["frame"]
+    ops = [{"op": m.OP_RESTORE, "frame": base}]
+    for i in range(depth):
+        ops.append({"op": m.OP_STEP, "actions": actions, "render": i == depth - 1})
+    ops.append({"op": m.OP_HASH})
+    batch_rtt, batch_worker = [], []
+    for _ in range(batches):
+        r = await channel.request(m.BATCH, {"ops": ops})
+        batch_rtt.append(r["t_received"] - r["t_sent"])
+        batch_worker.append(r["t_worker_end"] - r["t_worker_start"])
+    ui.attr("bench", json.dumps({
+        "runtime": channel.ready["runtime"], "step_rtt_ms": step_rtt, "step_worker_ms": step_worker,
+        "batch_depth": depth, "batch_rtt_ms": batch_rtt, "batch_worker_ms": batch_worker,
+    }))
