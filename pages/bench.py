@@ -12,11 +12,13 @@ async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depth=8):
     player = cfg["players"][0]
     actions = {player: cfg["default_action"]}
     await channel.request(m.RESET, {"seed": 1})
-    step_rtt, step_worker = [], []
+    step_rtt, step_worker, to_worker, from_worker = [], [], [], []
     for _ in range(steps):
         r = await channel.request(m.STEP, {"actions": actions})
         step_rtt.append(r["t_received"] - r["t_sent"])
         step_worker.append(r["t_worker_end"] - r["t_worker_start"])
+        to_worker.append(r["t_worker_start"] - r["t_sent"])
+        from_worker.append(r["t_received"] - r["t_worker_end"])
     await sleep_ms(50)
     # rollback shape: restore a snapshot, replay `depth` frames, snapshot and hash
     base = (await channel.request(m.BATCH, {"ops": [{"op": m.OP_SNAPSHOT}]}))["results"][0]["frame"]
@@ -31,5 +33,6 @@ async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depth=8):
         batch_worker.append(r["t_worker_end"] - r["t_worker_start"])
     ui.attr("bench", json.dumps({
         "runtime": channel.ready["runtime"], "step_rtt_ms": step_rtt, "step_worker_ms": step_worker,
+        "step_to_worker_ms": to_worker, "step_from_worker_ms": from_worker,
         "batch_depth": depth, "batch_rtt_ms": batch_rtt, "batch_worker_ms": batch_worker,
     }))

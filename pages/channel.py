@@ -32,6 +32,7 @@ class ChannelClient:
         self.transport = transport
         self.pending = m.Pending(timeouts_ms)
         self.resolvers = {}
+        self.replies = {}  # id -> decoded reply, handed to the awaiting request()
         self.on_progress = on_progress
         self.on_fatal = on_fatal
         self.dead = None
@@ -72,7 +73,9 @@ class ChannelClient:
             return
         resolve = self.resolvers.pop(msg["id"], None)
         if resolve is not None:
-            resolve(data)
+            # decoded once here; the promise only carries the id back to request()
+            self.replies[msg["id"]] = msg
+            resolve(msg["id"])
 
     def _on_worker_error(self, event):
         text = js_error_text(event)
@@ -96,13 +99,12 @@ class ChannelClient:
             return
         self.dead = reason
         js.clearInterval(self._timer)
-        dead = json.dumps({"type": "DEAD", "message": reason})
         for mid in self.pending.drain():
             resolve = self.resolvers.pop(mid, None)
             if resolve is not None:
-                resolve(dead)
+                resolve(mid)  # request() finds no reply and raises ChannelDead
         for resolve in self._ready_resolvers:
-            resolve(dead)
+            resolve(0)
         self._ready_resolvers = []
         self.on_fatal(reason)
 
@@ -128,11 +130,13 @@ class ChannelClient:
             self.resolvers[mid] = resolve
 
         promise = js.Promise.new(executor)
-        self.transport.postMessage(m.encode(msg))
-        reply = json.loads(await promise)
-        reply["t_received"] = now_ms()
-        if reply["type"] == "DEAD":
-            raise ChannelDead(reply["message"])
+        self.transport.postMessage(json.dumps(msg))  # make() already validated it
+        await promise
+        received = now_ms()
+        reply = self.replies.pop(mid, None)
+        if reply is None:
+            raise ChannelDead(self.dead or "the game engine is gone")
+        reply["t_received"] = received
         if reply["type"] == m.ERROR:
             raise WorkerError(reply)
         return reply

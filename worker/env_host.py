@@ -3,9 +3,34 @@ snapshots and executes BATCH operations synchronously (no awaits: a rollback mus
 not interleave with anything else)."""
 
 import copy
+import random
 
 from protocol import messages as m
 from worker.serialize import safe_serialize, state_hash
+
+
+_ATOMS = (int, float, str, bool, bytes, type(None))
+
+
+def copy_state(value):
+    """deepcopy for snapshots, minus its slow paths: immutable values are shared and a
+    random.Random is cloned through getstate() instead of element by element."""
+    kind = type(value)
+    if kind in _ATOMS:
+        return value
+    if kind is dict:
+        return {k: copy_state(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_state(v) for v in value]
+    if kind is tuple:
+        if all(type(v) in _ATOMS for v in value):
+            return value
+        return tuple(copy_state(v) for v in value)
+    if kind is random.Random:
+        clone = random.Random()
+        clone.setstate(value.getstate())
+        return clone
+    return copy.deepcopy(value)
 
 
 class EnvContractError(Exception):
@@ -90,15 +115,15 @@ class EnvHost:
         env = self._require_env()
         if callable(getattr(env, "get_state", None)):
             return env.get_state()
-        return copy.deepcopy(vars(env))
+        return copy_state(vars(env))
 
     def set_state(self, state):
         env = self._require_env()
         if callable(getattr(env, "set_state", None)):
-            env.set_state(copy.deepcopy(state))
+            env.set_state(copy_state(state))
         else:
             env.__dict__.clear()
-            env.__dict__.update(copy.deepcopy(state))
+            env.__dict__.update(copy_state(state))
 
     def snapshot(self):
         self.snapshots[self.frame] = self.get_state()
@@ -115,7 +140,10 @@ class EnvHost:
         return {"frame": frame}
 
     def hash(self):
-        return {"frame": self.frame, "hash": state_hash(self.get_state())}
+        env = self._require_env()
+        # hashing only reads the state: no need for get_state()'s defensive deep copy
+        state = env.get_state() if callable(getattr(env, "get_state", None)) else vars(env)
+        return {"frame": self.frame, "hash": state_hash(state)}
 
     # -- batch ---------------------------------------------------------------
     def run_batch(self, ops):

@@ -41,6 +41,8 @@ def safe_serialize(value):
     if isinstance(value, dict):
         return {_key(k): safe_serialize(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
+        if all(type(v) is int for v in value):  # fast path: RNG states, grids
+            return list(value)
         return [safe_serialize(v) for v in value]
     if isinstance(value, (set, frozenset)):
         items = [safe_serialize(v) for v in value]

@@ -241,3 +241,20 @@ def test_two_hosts_with_same_seed_and_actions_agree_after_200_steps():
     for i in range(200):
         third.step(actions(i), render=False)
     assert third.hash()["hash"] != hashes[0]["hash"]
+
+
+def test_copy_state_is_independent_of_the_original():
+    import random
+
+    from worker.env_host import copy_state
+
+    rng = random.Random(7)
+    state = {"grid": [[1, 2], [3, 4]], "pos": (1, 2), "rng": rng, "items": [{"a": [1]}]}
+    clone = copy_state(state)
+    state["grid"][0][0] = 99
+    state["items"][0]["a"].append(2)
+    expected = [rng.random() for _ in range(3)]
+    assert clone["grid"] == [[1, 2], [3, 4]]
+    assert clone["items"] == [{"a": [1]}]
+    assert clone["rng"] is not rng
+    assert [clone["rng"].random() for _ in range(3)] == expected  # same stream, separate object
