@@ -8,7 +8,6 @@ import random
 from protocol import messages as m
 from worker.serialize import safe_serialize, state_hash
 
-
 _ATOMS = (int, float, str, bool, bytes, type(None))
 
 
