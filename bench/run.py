@@ -119,6 +119,47 @@ def plot(results: dict, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+ROWS = [
+    ("Pyodide ready (navigation → READY), median ms", "pyodide_ready_ms", "median", ""),
+    ("Env ready (navigation → env loaded), median ms", "env_ready_ms", "median", ""),
+    ("Longest main-thread stall, navigation → env ready, median ms", "init_stall_ms", "median", ""),
+    ("Longest main-thread stall, our code start → env ready, median ms", "init_stall_after_main_ms",
+     "median", "≤ 50 (worker)"),
+    ("Socket.IO disconnects during init", "disconnects", "median", "0"),
+    ("STEP round trip p50, ms (1,000 steps)", "step_rtt_ms", "p50", "≤ 1"),
+    ("STEP round trip p99, ms", "step_rtt_ms", "p99", "≤ 4"),
+    ("STEP time inside the env runtime p50, ms", "step_in_worker_ms", "p50", ""),
+    ("8-step BATCH round trip p50, ms (300 batches)", "batch8_rtt_ms", "p50", "≤ 2"),
+    ("8-step BATCH round trip p99, ms", "batch8_rtt_ms", "p99", ""),
+    ("8-step BATCH inside the env runtime p50, ms", "batch8_in_worker_ms", "p50", ""),
+]
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores), {m['browser']}, "
+        f"{results['runs_per_mode']} page loads per mode, by `nox -s bench` "
+        "(raw figures: `bench/results.json`, plot: `bench/results.png`).",
+        "",
+        "| figure | worker (default) | `?worker=0` (Pyodide on main thread) | target |",
+        "|---|---:|---:|---|",
+    ]
+    for label, key, stat, target in ROWS:
+        fig = results["figures"][key]
+        lines.append(f"| {label} | {fig['worker'][stat]:g} | {fig['main_thread'][stat]:g} | {target} |")
+    return "\n".join(lines)
+
+
+def update_readme(results: dict, readme: Path) -> None:
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        readme.write_text(f"{head}{start}\n{markdown(results)}\n\n![benchmark](bench/results.png)\n{end}{tail}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="page boots per mode")
@@ -160,6 +201,7 @@ def main() -> int:
     }
     (OUT / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, OUT / "results.png")
+    update_readme(results, OUT.parent / "README.md")
     print(json.dumps(figures, indent=1))
     return 0
 

@@ -15,6 +15,7 @@ class Ui:
     def __init__(self):
         self.body = document.body
         self.stage = "loading"
+        self.percent = 0
 
     def attr(self, name, value):
         self.body.setAttribute("data-" + name, str(value))
@@ -36,7 +37,9 @@ class Ui:
         if self.stage not in ("loading", "installing"):
             return
         _el("loader-message").textContent = message
-        pct = max(0, min(100, int(percent)))
+        # a loader bar that goes backwards looks broken; progress only moves forward
+        pct = max(self.percent, min(100, int(percent)))
+        self.percent = pct
         _el("loader-bar").value = pct
         _el("loader-pct").textContent = str(pct) + "%"
 

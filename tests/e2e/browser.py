@@ -25,6 +25,23 @@ STALL_PROBE = """
 """
 
 
+# Records every data-stage change and every loader message, in order.
+STAGE_RECORDER = """
+(() => {
+  const seen = {stages: [], messages: []};
+  window.__coplaySeen = seen;
+  new MutationObserver(() => {
+    const stage = document.body && document.body.dataset.stage;
+    if (stage && seen.stages[seen.stages.length - 1] !== stage) seen.stages.push(stage);
+    const msg = document.getElementById('loader-message');
+    const pct = document.getElementById('loader-pct');
+    const text = msg && pct ? msg.textContent + ' ' + pct.textContent : null;
+    if (text && seen.messages[seen.messages.length - 1] !== text) seen.messages.push(text);
+  }).observe(document, {subtree: true, attributes: true, childList: true, characterData: true});
+})();
+"""
+
+
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 

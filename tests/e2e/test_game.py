@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.browser import body, wait_stage, wait_until
+from tests.e2e.browser import STAGE_RECORDER, body, wait_stage, wait_until
 from tests.servers import write_experiment
 
 
@@ -12,7 +12,7 @@ def test_keyboard_play_is_recorded_in_sqlite(tmp_path, servers, new_page):
     exps = tmp_path / "experiments"
     write_experiment(exps, "catch", max_steps=150, env_config={"lives": 99}, upload_every=20)
     server = servers(experiments_dir=exps)
-    page, watch = new_page()
+    page, watch = new_page(STAGE_RECORDER)
     page.goto(server.url + "/x/catch")
 
     assert wait_stage(page, "ready", "error") == "ready", watch.dump()
@@ -42,6 +42,14 @@ def test_keyboard_play_is_recorded_in_sqlite(tmp_path, servers, new_page):
     assert xs[rights[-1]] > xs[rights[0] - 1]
     for _, _, _, t_sent, t_start, t_end, t_recv in rows:
         assert t_sent <= t_start + 1 and t_start <= t_end and t_end <= t_recv + 1
+
+    seen = page.evaluate("window.__coplaySeen")
+    assert seen["stages"] == ["loading", "installing", "ready", "playing", "done"]
+    messages = seen["messages"]
+    assert messages[0].startswith("Loading Pyodide…")
+    assert any(m.startswith("Loading environment…") for m in messages)
+    percents = [int(m.rsplit(" ", 1)[1].rstrip("%")) for m in messages]
+    assert percents == sorted(percents) and percents[-1] == 100  # progress only moves forward
 
     episode = server.query("SELECT status, frames FROM episodes")
     assert episode == [("completed", 150)]
