@@ -138,7 +138,13 @@ class EnvHost:
         self.frame = frame
         return {"frame": frame}
 
-    def hash(self):
+    def hash(self, frame=None):
+        """Hash of the live state, or of snapshot `frame` (a confirmed checkpoint)."""
+        if frame is not None:
+            if frame not in self.snapshots:
+                raise SnapshotMissing(
+                    "no snapshot for frame " + str(frame) + "; held: " + str(sorted(self.snapshots)))
+            return {"frame": frame, "hash": state_hash(self.snapshots[frame])}
         env = self._require_env()
         # hashing only reads the state: no need for get_state()'s defensive deep copy
         state = env.get_state() if callable(getattr(env, "get_state", None)) else vars(env)
@@ -159,7 +165,7 @@ class EnvHost:
                 elif kind == m.OP_SNAPSHOT:
                     results.append(self.snapshot())
                 elif kind == m.OP_HASH:
-                    results.append(self.hash())
+                    results.append(self.hash(op.get("frame")))
                 elif kind == m.OP_RENDER:
                     results.append({"frame": self.frame, "render": self.render()})
                 else:
