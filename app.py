@@ -17,6 +17,7 @@ from quart import Quart
 
 from server.experiment import ExperimentError, load_experiments
 from server.packages import PackageConfigError, PackageSource
+from server.relay import Relay
 from server.settings import ROOT, ServerSettings
 from server.sockets import SocketHandlers
 from server.storage import Store
@@ -59,6 +60,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         max_http_buffer_size=settings.max_payload_bytes,
     )
     handlers = SocketHandlers(sio, store, experiments)
+    relay = Relay(sio, handlers, store, experiments)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
 
@@ -70,7 +72,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     async def close_store() -> None:
         await store.close()
 
-    quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers,
+    quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers, "relay": relay,
                                   "experiments": experiments}
     return socketio.ASGIApp(sio, other_asgi_app=quart)
 

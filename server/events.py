@@ -40,6 +40,7 @@ class StepRecord(Strict):
     t_worker_start: float | None = None
     t_worker_end: float | None = None
     t_received: float | None = None
+    metrics: dict[str, Any] = {}
 
 
 class StepBatch(Strict):
@@ -55,6 +56,36 @@ class EpisodeEnd(Strict):
 
 
 class ClientEvent(Strict):
-    kind: Literal["worker_error", "page_error", "stage"]
+    kind: Literal["worker_error", "page_error", "stage", "focus"]
     episode_id: str | None = None
     detail: dict[str, Any] = {}
+
+
+class NetShape(Strict):
+    delay_ms: float = Field(0.0, ge=0, le=5000)
+    jitter_ms: float = Field(0.0, ge=0, le=5000)
+    drop: float = Field(0.0, ge=0, le=0.9)
+
+
+class MpJoin(Strict):
+    episode_id: str = ID
+    net: NetShape | None = None
+
+
+class InputMsg(Strict):
+    frame: int = Field(ge=0, le=10_000_000)  # the sender's current frame (time sync)
+    inputs: list[tuple[int, Any]] = Field(min_length=1, max_length=32)
+
+
+class FetchInputs(Strict):
+    from_frame: int = Field(ge=0, le=10_000_000)
+
+
+class StateHash(Strict):
+    frame: int = Field(ge=0, le=10_000_000)
+    hash: str = Field(pattern=r"^[0-9a-f]{16}$")
+    final: bool = False
+
+
+class Rtt(Strict):
+    t: float

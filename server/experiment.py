@@ -30,6 +30,30 @@ class Timeouts(BaseModel):
     batch: float = Field(3.0, gt=0)
 
 
+class NetworkShape(BaseModel):
+    """Artificial network conditions applied on the relay (tests and demos)."""
+
+    model_config = ConfigDict(extra="forbid")
+    delay_ms: float = Field(0.0, ge=0, le=5000)
+    jitter_ms: float = Field(0.0, ge=0, le=5000)
+    drop: float = Field(0.0, ge=0, le=0.9)
+
+
+class Multiplayer(BaseModel):
+    """Netcode and matchmaking settings; a game with more than one player uses them."""
+
+    model_config = ConfigDict(extra="forbid")
+    input_delay: int = Field(2, ge=0, le=30)
+    max_prediction: int = Field(8, ge=1, le=60)
+    hash_every: int = Field(30, ge=1, le=10000)
+    wait_timeout: float = Field(120.0, gt=0)
+    wait_timeout_message: str = "No partner could be found. Thank you for your time."
+    wait_timeout_redirect: str | None = None
+    stall_fetch_ms: int = Field(250, ge=50, le=10000)
+    network: NetworkShape = NetworkShape()
+    network_from_url: bool = False  # let ?delay=&jitter=&drop= shape the relay (never in a real study)
+
+
 class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -37,7 +61,7 @@ class Experiment(BaseModel):
     title: str = ""
     env: Path
     env_config: dict[str, Any] = {}
-    players: list[str] = Field(default=["p0"], min_length=1)
+    players: list[str] = Field(default=["p0"], min_length=1, max_length=16)
     fps: int = Field(30, ge=1, le=120)
     max_steps: int = Field(900, ge=1)
     seed: int | None = None
@@ -49,10 +73,18 @@ class Experiment(BaseModel):
     upload_every: int = Field(30, ge=1, le=1000)
     canvas: tuple[int, int] = (480, 480)
     timeouts: Timeouts = Timeouts()
+    multiplayer: Multiplayer = Multiplayer()
 
     # filled in by the loader, not by the researcher
     directory: Path = Field(default=Path("."), exclude=True)
     env_source: str = Field(default="", exclude=True)
+
+    @field_validator("players")
+    @classmethod
+    def _players_unique(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("player ids must be unique")
+        return value
 
     @field_validator("controls")
     @classmethod
@@ -67,6 +99,10 @@ class Experiment(BaseModel):
         if not self.auto_start and self.start_key in self.controls:
             raise ValueError(f"start_key {self.start_key!r} is also a game control")
         return self
+
+    @property
+    def is_multiplayer(self) -> bool:
+        return len(self.players) > 1
 
     @property
     def env_path(self) -> Path:

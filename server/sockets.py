@@ -32,16 +32,18 @@ class SocketHandlers:
         self.store = store
         self.experiments = experiments
         self.rejected = 0
+        self.disconnect_hooks: list = []
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
-        for event, (model, handler) in {
-            "episode_start": (EpisodeStart, self.episode_start),
-            "steps": (StepBatch, self.steps),
-            "episode_end": (EpisodeEnd, self.episode_end),
-            "client_event": (ClientEvent, self.client_event),
-        }.items():
-            sio.on(event, self._guarded(event, model, handler))
+        self.register("episode_start", EpisodeStart, self.episode_start)
+        self.register("steps", StepBatch, self.steps)
+        self.register("episode_end", EpisodeEnd, self.episode_end)
+        self.register("client_event", ClientEvent, self.client_event)
         sio.on("*", self.unknown)
+
+    def register(self, event: str, model: type[BaseModel], handler) -> None:
+        """Route `event` to ``handler(sid, session, payload)`` after validating against `model`."""
+        self.sio.on(event, self._guarded(event, model, handler))
 
     async def connect(self, sid: str, environ: dict, auth: Any) -> None:
         try:
@@ -58,6 +60,11 @@ class SocketHandlers:
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:
         log.info("disconnect %s (%s)", sid, reason)
+        for hook in self.disconnect_hooks:
+            try:
+                await hook(sid)
+            except Exception:
+                log.exception("disconnect hook failed for %s", sid)
 
     async def _reject(self, sid: str, event: str, message: str) -> dict:
         self.rejected += 1
@@ -75,7 +82,7 @@ class SocketHandlers:
                 return await self._reject(sid, event, message)
             session = await self.sio.get_session(sid)
             try:
-                return await handler(session, payload)
+                return await handler(sid, session, payload)
             except Rejected as exc:
                 return await self._reject(sid, event, str(exc))
             except Exception:  # a bug or a storage failure: answer, log, keep serving
@@ -94,7 +101,7 @@ class SocketHandlers:
         if owner != session["participant_id"]:
             raise Rejected("episode belongs to another participant")
 
-    async def episode_start(self, session: dict, payload: EpisodeStart) -> dict:
+    async def episode_start(self, sid: str, session: dict, payload: EpisodeStart) -> dict:
         owner = await self.store.episode_owner(payload.episode_id)
         if owner is not None and owner != session["participant_id"]:
             raise Rejected("episode id already used")
@@ -102,19 +109,19 @@ class SocketHandlers:
                                        session["experiment"], payload.seed, payload.client)
         return {"ok": True, "episode_id": payload.episode_id}
 
-    async def steps(self, session: dict, payload: StepBatch) -> dict:
+    async def steps(self, sid: str, session: dict, payload: StepBatch) -> dict:
         await self._own_episode(session, payload.episode_id)
         stored = await self.store.add_steps(payload.episode_id,
                                             [r.model_dump() for r in payload.records])
         return {"ok": True, "stored": stored, "received": len(payload.records)}
 
-    async def episode_end(self, session: dict, payload: EpisodeEnd) -> dict:
+    async def episode_end(self, sid: str, session: dict, payload: EpisodeEnd) -> dict:
         await self._own_episode(session, payload.episode_id)
         await self.store.end_episode(payload.episode_id, payload.status, payload.frames,
                                      payload.total_reward)
         return {"ok": True}
 
-    async def client_event(self, session: dict, payload: ClientEvent) -> dict:
+    async def client_event(self, sid: str, session: dict, payload: ClientEvent) -> dict:
         await self.store.add_event(session["participant_id"], payload.episode_id, payload.kind,
                                    payload.detail)
         if payload.kind != "stage":

@@ -24,8 +24,13 @@ CREATE TABLE IF NOT EXISTS steps (
     episode_id TEXT NOT NULL REFERENCES episodes(id), frame INTEGER NOT NULL,
     actions TEXT NOT NULL, rewards TEXT NOT NULL, done INTEGER NOT NULL, info TEXT NOT NULL,
     t_client REAL, t_sent REAL, t_worker_start REAL, t_worker_end REAL, t_received REAL,
-    t_server REAL NOT NULL,
+    t_server REAL NOT NULL, metrics TEXT,
     PRIMARY KEY (episode_id, frame)
+);
+CREATE TABLE IF NOT EXISTS rooms (
+    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, seed INTEGER NOT NULL, players TEXT NOT NULL,
+    created REAL NOT NULL, ended REAL, status TEXT NOT NULL, end_frame INTEGER,
+    final_hashes TEXT, replay_hash TEXT, desyncs TEXT, inputs TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id TEXT, episode_id TEXT,
@@ -86,12 +91,12 @@ class Store:
         rows = [
             (eid, r["frame"], _json(r["actions"]), _json(r["rewards"]), int(r["done"]), _json(r["info"]),
              r.get("t_client"), r.get("t_sent"), r.get("t_worker_start"), r.get("t_worker_end"),
-             r.get("t_received"), now)
+             r.get("t_received"), now, _json(r.get("metrics") or {}))
             for r in records
         ]
         before = self.conn.total_changes
         await self.conn.executemany(
-            "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+            "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
         await self.conn.commit()
         return self.conn.total_changes - before
 
@@ -99,6 +104,17 @@ class Store:
         await self.conn.execute(
             "UPDATE episodes SET ended=?, status=?, frames=?, total_reward=? WHERE id=?",
             (time.time(), status, frames, total_reward, eid),
+        )
+        await self.conn.commit()
+
+    async def save_room(self, room: dict[str, Any]) -> None:
+        """Insert or replace a room's record (called when it starts and when it ends)."""
+        await self.conn.execute(
+            "INSERT OR REPLACE INTO rooms (id, experiment, seed, players, created, ended, status, end_frame,"
+            " final_hashes, replay_hash, desyncs, inputs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (room["id"], room["experiment"], room["seed"], _json(room["players"]), room["created"],
+             room.get("ended"), room["status"], room.get("end_frame"), _json(room.get("final_hashes", {})),
+             room.get("replay_hash"), _json(room.get("desyncs", [])), _json(room.get("inputs", {}))),
         )
         await self.conn.commit()
 

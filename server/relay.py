@@ -1,0 +1,207 @@
+"""Multiplayer over Socket.IO: waiting room, input relay, desync checks, and the end of
+a room (final hashes checked against a server-side CPython replay). The server never
+runs the game while it is played; it records the confirmed input stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from typing import Any
+
+import socketio
+
+from server.events import FetchInputs, InputMsg, MpJoin, Rtt, StateHash
+from server.experiment import Experiment
+from server.replay import replay
+from server.rooms import Matchmaker, Room, RoomError, Seat
+from server.sockets import Rejected, SocketHandlers
+from server.storage import Store
+
+log = logging.getLogger("coplay.relay")
+
+
+def room_record(room: Room, **extra: Any) -> dict:
+    return {
+        "id": room.id, "experiment": room.experiment, "seed": room.seed, "created": room.created,
+        "players": {p: seat.participant_id for p, seat in room.seats.items()}, "status": room.status,
+        "desyncs": room.desyncs,
+        "inputs": {p: {str(f): v for f, v in rec.items()} for p, rec in room.inputs.items()},
+        **extra,
+    }
+
+
+class Relay:
+    def __init__(self, sio: socketio.AsyncServer, sockets: SocketHandlers, store: Store,
+                 experiments: dict[str, Experiment]):
+        self.sio = sio
+        self.store = store
+        self.experiments = experiments
+        self.mm = Matchmaker()
+        self.wait_timers: dict[str, asyncio.Task] = {}
+        self.rng = random.Random()
+        self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0}
+        self._tasks: set[asyncio.Task] = set()
+        sockets.register("mp_join", MpJoin, self.join)
+        sockets.register("input", InputMsg, self.input)
+        sockets.register("fetch_inputs", FetchInputs, self.fetch_inputs)
+        sockets.register("state_hash", StateHash, self.state_hash)
+        sockets.register("rtt", Rtt, self.rtt)
+        sockets.disconnect_hooks.append(self.disconnected)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- waiting room -----------------------------------------------------------------
+    async def join(self, sid: str, session: dict, p: MpJoin) -> dict:
+        exp = self.experiments[session["experiment"]]
+        if not exp.is_multiplayer:
+            raise Rejected(f"{exp.name} is a single-player experiment")
+        mp = exp.multiplayer
+        net = mp.network.model_dump()
+        if p.net is not None:
+            if not mp.network_from_url:
+                raise Rejected("network shaping from the URL is disabled for this experiment")
+            net = p.net.model_dump()
+        seat = Seat(sid, session["participant_id"], p.episode_id, net)
+        try:
+            room = self.mm.join(exp.name, seat, exp.players, horizon=mp.input_delay + mp.max_prediction + 90)
+        except RoomError as exc:
+            raise Rejected(str(exc)) from None
+        if room is None:
+            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, exp))
+            await self._announce_waiting(exp)
+            return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(exp.name)),
+                    "size": len(exp.players)}
+        for s in room.seats.values():
+            timer = self.wait_timers.pop(s.sid, None)
+            if timer is not None:
+                timer.cancel()
+        self.stats["rooms_started"] += 1
+        await self.store.save_room(room_record(room))
+        for player, s in room.seats.items():
+            await self.sio.emit("room_start", {"room": room.id, "player": player, "players": room.players,
+                                               "seed": room.seed}, to=s.sid)
+        await self._announce_waiting(exp)
+        return {"ok": True, "status": "matched", "room": room.id}
+
+    async def _announce_waiting(self, exp: Experiment) -> None:
+        queue = self.mm.waiting(exp.name)
+        for seat in queue:
+            await self.sio.emit("waiting", {"count": len(queue), "size": len(exp.players)}, to=seat.sid)
+
+    async def _wait_timeout(self, sid: str, exp: Experiment) -> None:
+        await asyncio.sleep(exp.multiplayer.wait_timeout)
+        self.wait_timers.pop(sid, None)
+        if self.mm.leave_queue(sid):
+            await self.sio.emit("wait_timeout", {"message": exp.multiplayer.wait_timeout_message,
+                                                 "redirect": exp.multiplayer.wait_timeout_redirect}, to=sid)
+            await self._announce_waiting(exp)
+
+    # -- play -------------------------------------------------------------------------
+    def _room_and_player(self, sid: str) -> tuple[Room, str]:
+        room = self.mm.room_for(sid)
+        player = room.player_of(sid) if room else None
+        if room is None or player is None:
+            raise Rejected("not in a room")
+        return room, player
+
+    async def input(self, sid: str, session: dict, p: InputMsg) -> dict:
+        room, player = self._room_and_player(sid)
+        try:
+            room.record_inputs(player, p.inputs)
+        except RoomError as exc:
+            raise Rejected(str(exc)) from None
+        message = {"player": player, "frame": p.frame, "inputs": p.inputs}
+        for seat in room.peers_of(player):
+            self._deliver(seat, "input", message)
+        return {"ok": True}
+
+    def _deliver(self, seat: Seat, event: str, data: dict) -> None:
+        """Relay to one seat, through its configured network shape."""
+        net = seat.net
+        if net["drop"] and self.rng.random() < net["drop"]:
+            self.stats["dropped"] += 1
+            return
+        jitter = net["jitter_ms"]
+        delay = net["delay_ms"] + (self.rng.uniform(-jitter, jitter) if jitter else 0)
+        self.stats["relayed"] += 1
+        if delay <= 0:
+            self._spawn(self.sio.emit(event, data, to=seat.sid))
+        else:
+            self._spawn(self._emit_later(delay / 1000, event, data, seat.sid))
+
+    async def _emit_later(self, seconds: float, event: str, data: dict, sid: str) -> None:
+        await asyncio.sleep(seconds)
+        await self.sio.emit(event, data, to=sid)
+
+    async def fetch_inputs(self, sid: str, session: dict, p: FetchInputs) -> dict:
+        """The recorded inputs of the other players from a frame on: how a client recovers
+        inputs the relay dropped."""
+        room, player = self._room_and_player(sid)
+        since = room.inputs_since(p.from_frame)
+        return {"ok": True, "inputs": {q: rec for q, rec in since.items() if q != player}}
+
+    async def rtt(self, sid: str, session: dict, p: Rtt) -> dict:
+        return {"ok": True, "t": p.t}
+
+    async def state_hash(self, sid: str, session: dict, p: StateHash) -> dict:
+        room, player = self._room_and_player(sid)
+        if p.final:
+            room.final[player] = (p.frame, p.hash)
+            if len(room.final) == len(room.players):
+                await self._finish(room)
+            return {"ok": True}
+        report = room.add_checkpoint(player, p.frame, p.hash)
+        if report is not None:
+            log.warning("desync in room %s: %s", room.id, report)
+            await self.store.add_event(None, None, "desync", {"room": room.id, **report})
+            for seat in room.seats.values():
+                await self.sio.emit("desync", report, to=seat.sid)
+        return {"ok": True}
+
+    async def _finish(self, room: Room) -> None:
+        exp = self.experiments[room.experiment]
+        self.mm.close(room)
+        end_frame = max(frame for frame, _ in room.final.values()) - 1
+        finals = {p: h for p, (_, h) in room.final.items()}
+        try:
+            result = await asyncio.to_thread(
+                replay, exp.env_source, exp.env_config, room.players, room.seed, room.inputs, end_frame,
+                exp.default_action, exp.env_path.name)
+            replay_hash = result["hash"]
+        except Exception as exc:  # the env raised in CPython: record it, keep serving
+            log.exception("replay of room %s failed", room.id)
+            replay_hash = f"error: {type(exc).__name__}: {exc}"
+        same_end = len({frame for frame, _ in room.final.values()}) == 1
+        agreed = same_end and set(finals.values()) == {replay_hash}
+        room.status = "completed" if agreed else "desync"
+        self.stats["rooms_finished"] += 1
+        await self.store.save_room(room_record(room, ended=time.time(), end_frame=end_frame,
+                                               final_hashes=finals, replay_hash=replay_hash))
+        outcome = {"status": room.status, "final_hashes": finals, "replay_hash": replay_hash,
+                   "end_frame": end_frame}
+        for seat in room.seats.values():
+            await self.sio.emit("room_result", outcome, to=seat.sid)
+
+    # -- leaving ------------------------------------------------------------------------
+    async def disconnected(self, sid: str) -> None:
+        timer = self.wait_timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        experiment = self.mm.leave_queue(sid)
+        if experiment is not None:
+            await self._announce_waiting(self.experiments[experiment])
+            return
+        room = self.mm.room_for(sid)
+        if room is None or room.status != "playing":
+            return
+        player = room.player_of(sid)
+        room.status = "abandoned"
+        self.mm.close(room)
+        await self.store.save_room(room_record(room, ended=time.time()))
+        for seat in room.peers_of(player):
+            await self.sio.emit("partner_left", {"player": player, "reason": "disconnected"}, to=seat.sid)

@@ -1,0 +1,135 @@
+"""Matchmaking and room state. Pure bookkeeping (no sockets), so it is unit-testable;
+server/relay.py wires it to Socket.IO."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+MAX_INPUT_BYTES = 256
+
+
+class RoomError(ValueError):
+    """A client tried something its room does not allow; the message says what."""
+
+
+@dataclass
+class Seat:
+    sid: str
+    participant_id: str
+    episode_id: str
+    net: dict[str, float]
+    joined: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class Room:
+    id: str
+    experiment: str
+    seed: int
+    players: list[str]
+    seats: dict[str, Seat]  # player id -> seat
+    horizon: int  # how far past the newest recorded frame an input may be
+    created: float = field(default_factory=time.time)
+    inputs: dict[str, dict[int, Any]] = field(default_factory=dict)
+    checkpoints: dict[int, dict[str, str]] = field(default_factory=dict)
+    final: dict[str, tuple[int, str]] = field(default_factory=dict)
+    desyncs: list[dict] = field(default_factory=list)
+    status: str = "playing"
+    newest: int = 0
+
+    def __post_init__(self) -> None:
+        for p in self.players:
+            self.inputs.setdefault(p, {})
+
+    def player_of(self, sid: str) -> str | None:
+        for player, seat in self.seats.items():
+            if seat.sid == sid:
+                return player
+        return None
+
+    def peers_of(self, player: str) -> list[Seat]:
+        return [seat for p, seat in self.seats.items() if p != player]
+
+    def record_inputs(self, player: str, inputs: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
+        """Store a player's inputs (idempotent). Returns the ones that were new.
+        Refuses frames out of range, oversized values and rewrites of a frame."""
+        mine = self.inputs[player]
+        fresh = []
+        for frame, value in inputs:
+            if frame < 0 or frame > self.newest + self.horizon:
+                raise RoomError(f"frame {frame} is out of range (newest {self.newest})")
+            if len(json.dumps(value)) > MAX_INPUT_BYTES:
+                raise RoomError("input value too large")
+            if frame in mine:
+                if mine[frame] != value:
+                    raise RoomError(f"frame {frame} already has a different input")
+                continue
+            mine[frame] = value
+            fresh.append((frame, value))
+            self.newest = max(self.newest, frame)
+        return fresh
+
+    def inputs_since(self, frame: int) -> dict[str, list[tuple[int, Any]]]:
+        return {p: sorted((f, v) for f, v in rec.items() if f >= frame) for p, rec in self.inputs.items()}
+
+    def add_checkpoint(self, player: str, frame: int, digest: str) -> dict | None:
+        """Record a state hash; returns a desync report once all players reported the
+        frame and they disagree."""
+        hashes = self.checkpoints.setdefault(frame, {})
+        hashes[player] = digest
+        if len(hashes) == len(self.players):
+            del self.checkpoints[frame]
+            if len(set(hashes.values())) > 1:
+                report = {"frame": frame, "hashes": dict(hashes)}
+                self.desyncs.append(report)
+                return report
+        return None
+
+
+class Matchmaker:
+    """Fills rooms in arrival order, one queue per experiment."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, list[Seat]] = {}
+        self.rooms: dict[str, Room] = {}
+        self.room_of_sid: dict[str, str] = {}
+
+    def waiting(self, experiment: str) -> list[Seat]:
+        return self.queues.get(experiment, [])
+
+    def join(self, experiment: str, seat: Seat, players: list[str], horizon: int) -> Room | None:
+        if seat.sid in self.room_of_sid or any(s.sid == seat.sid for s in self.waiting(experiment)):
+            raise RoomError("already waiting or playing")
+        queue = self.queues.setdefault(experiment, [])
+        queue.append(seat)
+        if len(queue) < len(players):
+            return None
+        taken, self.queues[experiment] = queue[: len(players)], queue[len(players):]
+        room = Room(id=secrets.token_hex(8), experiment=experiment, seed=secrets.randbelow(2**31),
+                    players=list(players), seats=dict(zip(players, taken, strict=True)), horizon=horizon)
+        self.rooms[room.id] = room
+        for s in taken:
+            self.room_of_sid[s.sid] = room.id
+        return room
+
+    def leave_queue(self, sid: str) -> str | None:
+        """Remove a waiting sid; returns its experiment if it was waiting."""
+        for experiment, queue in self.queues.items():
+            for seat in queue:
+                if seat.sid == sid:
+                    queue.remove(seat)
+                    return experiment
+        return None
+
+    def room_for(self, sid: str) -> Room | None:
+        rid = self.room_of_sid.get(sid)
+        return self.rooms.get(rid) if rid else None
+
+    def close(self, room: Room) -> None:
+        self.rooms.pop(room.id, None)
+        for seat in room.seats.values():
+            self.room_of_sid.pop(seat.sid, None)
