@@ -130,7 +130,10 @@ async def boot(cfg, socket, fatal):
     mark("worker-ready")
     log("env runtime ready:", ready["runtime"], "python", ready["python"])
     ui.progress("Starting Python…", 40)
-    await channel.request(m.INIT, {"options": {}})
+    mp = cfg["multiplayer"]
+    # snapshots the rollback may need: the prediction window plus input delay, with slack
+    ring = mp["max_prediction"] + mp["input_delay"] + 6 if mp else 9
+    await channel.request(m.INIT, {"options": {"ring_size": ring}})
     ui.set_stage("installing")
     ui.progress("Installing packages…", 50)
     await channel.request(m.INSTALL_PACKAGES, {"packages": cfg["packages"]})
@@ -185,7 +188,12 @@ async def main():
             hint = cfg["instructions"] or "Press Space to start."
             ui.message(hint)
             await wait_for_start(cfg, selector)
-        result = await play_episode(cfg, channel, renderer, selector, socket, ui)
+        if cfg["multiplayer"]:
+            from pages.multiplayer import play_multiplayer
+
+            result = await play_multiplayer(cfg, channel, renderer, selector, socket, ui)
+        else:
+            result = await play_episode(cfg, channel, renderer, selector, socket, ui)
     except WorkerError as exc:
         fatal(str(exc), exc.reply.get("traceback", ""))
         return
@@ -196,7 +204,18 @@ async def main():
         fatal("unexpected error on the page: " + type(exc).__name__ + ": " + str(exc))
         raise
     ui.set_stage("done")
-    ui.message("Episode complete — score " + str(result["total_reward"]) + ". Thank you!", True)
+    outcome = result.get("outcome", "completed")
+    ui.attr("outcome", outcome)
+    if outcome == "wait_timeout":
+        if result.get("redirect"):
+            window.location.href = result["redirect"]
+        ui.message(result["message"])
+    elif outcome == "partner_left":
+        ui.message("Your partner left the game. Your data has been saved — thank you!")
+    else:
+        score = result.get("total_reward", "")
+        text = "Episode complete" + (" — score " + str(score) if score != "" else "")
+        ui.message(text + ". Thank you!", True)
 
 
 asyncio.create_task(main())

@@ -48,6 +48,8 @@ class RollbackSession:
         self.hashed_upto = 0
         self.end_frame = None  # last frame of the episode, once known from confirmed frames
         self.remote_frame = {}  # player -> latest frame that player reported simulating
+        self.remote_advantage = {}  # player -> that player's own frame advantage, as it reported
+        self.wait_cooldown = 0
         self.stats = {"rollbacks": 0, "rollback_frames": 0, "max_depth": 0, "prediction_misses": 0,
                       "stalls": 0, "waits": 0}
 
@@ -63,12 +65,14 @@ class RollbackSession:
         self._advance_confirmed()
         return [(target, value)]
 
-    def remote_input(self, player, frame, value, sender_frame=None):
+    def remote_input(self, player, frame, value, sender_frame=None, sender_advantage=None):
         """A real input from another player (duplicates are ignored)."""
         if player not in self.confirmed or player == self.local:
             raise InputConflict("unknown remote player " + repr(player))
         if sender_frame is not None and sender_frame > self.remote_frame.get(player, -1):
             self.remote_frame[player] = sender_frame
+            if sender_advantage is not None:
+                self.remote_advantage[player] = sender_advantage
         known = self.confirmed[player]
         if frame in known:
             if known[frame] != value:
@@ -234,3 +238,19 @@ class RollbackSession:
             return 0.0
         slowest = min(self.remote_frame.values())
         return self.frame - (slowest + rtt_frames / 2)
+
+    def should_wait(self, rtt_frames):
+        """GGPO's wait recommendation: half the difference between our frame advantage and
+        our partners'. Both sides see the same link latency, so it cancels out and only a
+        real lead remains. Hold one frame at a time, then let the estimate catch up."""
+        if self.wait_cooldown > 0:
+            self.wait_cooldown -= 1
+            return False
+        if len(self.remote_advantage) < len(self.remotes):
+            return False
+        lead = (self.frame_advantage(rtt_frames) - min(self.remote_advantage.values())) / 2
+        if lead > 1:
+            self.stats["waits"] += 1
+            self.wait_cooldown = 4
+            return True
+        return False

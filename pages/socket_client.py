@@ -34,6 +34,16 @@ class GameSocket:
     def _on_server_error(self, payload, *args):
         log("server rejected an event:", to_py(payload))
 
+    def on(self, event, handler):
+        """Subscribe with a handler that receives the payload as a plain dict."""
+        def relay(payload=None, *rest):
+            handler(to_py(payload))
+        self.sock.on(event, relay)
+
+    def send(self, event, payload):
+        """Fire and forget (no acknowledgement): per-frame traffic."""
+        self.sock.emit(event, to_js(payload))
+
     async def call(self, event, payload, timeout_ms=10000):
         """Emit and wait for the server's acknowledgement; returns the ack as a dict,
         or {"ok": False, "error": ...} when it did not come."""

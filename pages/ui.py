@@ -3,7 +3,7 @@ tests, ours and anyone's, can follow the page without reading pixels."""
 
 from js import document
 
-STAGES = ("loading", "installing", "ready", "playing", "done", "error")
+STAGES = ("loading", "installing", "ready", "waiting", "playing", "done", "error")
 SECTIONS = ("loader", "game", "message", "error")
 
 

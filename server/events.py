@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
 
@@ -74,7 +74,16 @@ class MpJoin(Strict):
 
 class InputMsg(Strict):
     frame: int = Field(ge=0, le=10_000_000)  # the sender's current frame (time sync)
-    inputs: list[tuple[int, Any]] = Field(min_length=1, max_length=32)
+    inputs: list[list[Any]] = Field(min_length=1, max_length=32)  # [[frame, input], ...]
+    adv: float = Field(0.0, ge=-100_000, le=100_000)  # the sender's frame advantage (time sync)
+
+    @field_validator("inputs")
+    @classmethod
+    def _pairs(cls, value: list[list[Any]]) -> list[list[Any]]:
+        for pair in value:
+            if len(pair) != 2 or type(pair[0]) is not int or not 0 <= pair[0] <= 10_000_000:
+                raise ValueError("each input must be [frame, value] with 0 <= frame <= 10000000")
+        return value
 
 
 class FetchInputs(Strict):

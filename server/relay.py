@@ -115,7 +115,7 @@ class Relay:
             room.record_inputs(player, p.inputs)
         except RoomError as exc:
             raise Rejected(str(exc)) from None
-        message = {"player": player, "frame": p.frame, "inputs": p.inputs}
+        message = {"player": player, "frame": p.frame, "inputs": p.inputs, "adv": p.adv}
         for seat in room.peers_of(player):
             self._deliver(seat, "input", message)
         return {"ok": True}

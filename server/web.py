@@ -66,6 +66,7 @@ def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> 
         "timeouts_ms": {k.upper(): int(v * 1000) for k, v in exp.timeouts.model_dump().items()},
         "worker": worker,
         "asset_base": f"/x/{exp.name}/assets/",
+        "multiplayer": exp.multiplayer.model_dump(exclude={"network"}) if exp.is_multiplayer else None,
     }
 
 

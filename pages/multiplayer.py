@@ -1,0 +1,243 @@
+"""A multiplayer episode: waiting room, then GGPO-style rollback. Every browser runs
+the env in its own worker; inputs travel through the server's relay; RollbackSession
+(pages/netcode.py) decides, and each tick becomes at most one BATCH round trip."""
+
+import asyncio
+
+import js
+
+from pages.game import Uploader
+from pages.jsbridge import log, new_id, now_ms, sleep_ms
+from pages.netcode import InputConflict, RollbackSession
+from pages.recorder import StepRecorder
+from protocol import messages as m
+
+REDUNDANT_INPUTS = 8  # each input message repeats the last few, so one lost message costs nothing
+RTT_EVERY_MS = 1000
+
+
+def url_network():
+    search = js.URLSearchParams.new(js.window.location.search)
+    if search.get("delay") is None and search.get("jitter") is None and search.get("drop") is None:
+        return None
+    def num(name):
+        value = search.get(name)
+        return float(value) if value is not None else 0.0
+    return {"delay_ms": num("delay"), "jitter_ms": num("jitter"), "drop": num("drop")}
+
+
+class RoomEvents:
+    """Socket.IO events of the room, turned into state the game loop polls."""
+
+    def __init__(self, socket, ui):
+        self.ui = ui
+        self.room = None
+        self.timed_out = None
+        self.partner_left = None
+        self.result = None
+        self.desyncs = 0
+        self.session = None
+        self.conflicts = 0
+        self._room_waiters = []
+        socket.on("waiting", self.on_waiting)
+        socket.on("room_start", self.on_room_start)
+        socket.on("wait_timeout", self.on_wait_timeout)
+        socket.on("input", self.on_input)
+        socket.on("desync", self.on_desync)
+        socket.on("partner_left", self.on_partner_left)
+        socket.on("room_result", self.on_room_result)
+
+    def on_waiting(self, msg):
+        if self.room is None:
+            self.ui.message("Waiting for partner… " + str(msg["count"]) + "/" + str(msg["size"]))
+
+    def _wake(self):
+        for resolve in self._room_waiters:
+            resolve(True)
+        self._room_waiters = []
+
+    def on_room_start(self, msg):
+        self.room = msg
+        self._wake()
+
+    def on_wait_timeout(self, msg):
+        self.timed_out = msg
+        self._wake()
+
+    async def wait_for_room(self):
+        if self.room is None and self.timed_out is None:
+            def executor(resolve, reject):
+                self._room_waiters.append(resolve)
+            await js.Promise.new(executor)
+        return self.room
+
+    def on_input(self, msg):
+        if self.session is None:
+            return
+        try:
+            for frame, value in msg["inputs"]:
+                self.session.remote_input(msg["player"], frame, value, msg["frame"], msg.get("adv"))
+        except InputConflict as exc:
+            self.conflicts += 1
+            log("input conflict:", exc)
+
+    def on_desync(self, msg):
+        self.desyncs += 1
+        self.ui.attr("desyncs", self.desyncs)
+        log("desync reported by the server:", msg)
+
+    def on_partner_left(self, msg):
+        self.partner_left = msg
+
+    def on_room_result(self, msg):
+        self.result = msg
+        self.ui.attr("room-status", msg["status"])
+        self.ui.attr("replay-hash", msg["replay_hash"])
+
+
+class RttMeter:
+    def __init__(self, socket):
+        self.socket = socket
+        self.rtt_ms = 0.0
+        self.running = True
+
+    async def run(self):
+        while self.running:
+            sent = now_ms()
+            ack = await self.socket.call("rtt", {"t": sent}, timeout_ms=5000)
+            if ack.get("ok"):
+                self.rtt_ms = now_ms() - sent
+            await sleep_ms(RTT_EVERY_MS)
+
+
+async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
+    mp = cfg["multiplayer"]
+    events = RoomEvents(socket, ui)
+    episode_id = new_id()
+    ui.set_stage("waiting")
+    ui.message("Waiting for partner…")
+    join = {"episode_id": episode_id}
+    net = url_network() if mp["network_from_url"] else None
+    if net is not None:
+        join["net"] = net
+    ack = await socket.call("mp_join", join)
+    if not ack.get("ok"):
+        raise RuntimeError("could not join a room: " + str(ack.get("error")))
+    room = await events.wait_for_room()
+    if room is None:
+        return {"outcome": "wait_timeout", "message": events.timed_out["message"],
+                "redirect": events.timed_out.get("redirect")}
+    ui.attr("room", room["room"])
+    ui.attr("player", room["player"])
+    await socket.call("episode_start", {"episode_id": episode_id, "seed": room["seed"], "client": {
+        "worker": cfg["worker"], "fps": cfg["fps"], "room": room["room"], "player": room["player"]}})
+    await channel.request(m.RESET, {"seed": room["seed"]})
+    session = RollbackSession(room["players"], room["player"], input_delay=mp["input_delay"],
+                              max_prediction=mp["max_prediction"], default_input=cfg["default_action"],
+                              last_frame=cfg["max_steps"] - 1, hash_every=mp["hash_every"])
+    await channel.request(m.BATCH, {"ops": session.start_ops()})
+    events.session = session
+    recorder = StepRecorder(episode_id, cfg["upload_every"])
+    uploader = Uploader(socket, recorder, ui)
+    meter = RttMeter(socket)
+    rtt_task = asyncio.create_task(meter.run())
+    ui.set_stage("playing")
+    ui.playing()
+    try:
+        outcome, total = await run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events,
+                                  recorder, uploader, meter)
+    finally:
+        meter.running = False
+    final = None
+    if outcome == "completed":
+        end = session.end_frame + 1
+        reply = await channel.request(m.BATCH, {"ops": [{"op": m.OP_HASH, "frame": end}]})
+        final = reply["results"][0]["hash"]
+        ui.attr("state-hash", final)
+        await socket.call("state_hash", {"frame": end, "hash": final, "final": True})
+    saved = await uploader.drain()
+    await socket.call("episode_end", {"episode_id": episode_id,
+                                      "status": "completed" if outcome == "completed" else "abandoned",
+                                      "frames": session.emitted_upto, "total_reward": total})
+    waited = 0
+    while outcome == "completed" and events.result is None and waited < 5000:
+        await sleep_ms(50)
+        waited += 50
+    await rtt_task
+    return {"outcome": outcome, "state_hash": final, "saved": saved, "stats": session.stats,
+            "total_reward": total,
+            "result": events.result, "partner_left": events.partner_left}
+
+
+def reward_of(result, player):
+    rewards = result["rewards"]
+    return float(rewards.get(player, 0)) if isinstance(rewards, dict) else float(rewards)
+
+
+async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events, recorder,
+                    uploader, meter):
+    frame_ms = 1000 / cfg["fps"]
+    deadline = now_ms()
+    recent = []
+    stalled_since = None
+    last_fetch = 0
+    last_depth = 0
+    batch_ms = 0.0
+    total = 0.0
+    while True:
+        if events.partner_left is not None:
+            return "partner_left", total
+        if session.finished():
+            return "completed", total
+        advance = session.can_advance()
+        if advance and session.should_wait(meter.rtt_ms / frame_ms):
+            advance = False  # we are ahead of our partner: hold a frame so neither side drifts
+        if advance:
+            stalled_since = None
+            sent = session.local_input(selector.action())
+            if sent:
+                recent = (recent + [[f, v] for f, v in sent])[-REDUNDANT_INPUTS:]
+                socket.send("input", {"frame": session.frame, "inputs": recent,
+                                      "adv": session.frame_advantage(meter.rtt_ms / frame_ms)})
+        elif not session.can_advance():
+            session.stats["stalls"] += 1
+            now = now_ms()
+            stalled_since = stalled_since or now
+            if now - stalled_since > mp["stall_fetch_ms"] and now - last_fetch > mp["stall_fetch_ms"]:
+                last_fetch = now
+                asyncio.create_task(fetch_missing(socket, session, events))
+        ops, depth = session.plan(advance)
+        if depth:
+            last_depth = depth
+        if ops:
+            reply = await channel.request(m.BATCH, {"ops": ops})
+            batch_ms = reply["t_received"] - reply["t_sent"]
+            hashes, last = session.apply_results(ops, reply["results"])
+            if last is not None and "render" in last:
+                renderer.draw(last["render"])
+            for frame, digest in hashes:
+                socket.send("state_hash", {"frame": frame, "hash": digest})
+        metrics = {"rollbacks": session.stats["rollbacks"], "rollback_depth": last_depth,
+                   "prediction_misses": session.stats["prediction_misses"], "batch_ms": batch_ms,
+                   "rtt_ms": meter.rtt_ms, "stalls": session.stats["stalls"], "waits": session.stats["waits"]}
+        for frame, inputs, result in session.take_confirmed():
+            total += reward_of(result, session.local)
+            if recorder.add({"frame": frame, "actions": inputs, "rewards": result["rewards"],
+                             "done": result["done"], "info": result["info"], "metrics": metrics}):
+                uploader.kick()
+        ui.frame(session.frame)
+        ui.attr("rollbacks", session.stats["rollbacks"])
+        deadline += frame_ms
+        wait = deadline - now_ms()
+        if wait > 1:
+            await sleep_ms(wait)
+        else:
+            deadline = now_ms()
+
+
+async def fetch_missing(socket, session, events):
+    ack = await socket.call("fetch_inputs", {"from_frame": session.missing_from()}, timeout_ms=3000)
+    if not ack.get("ok"):
+        return
+    for player in ack["inputs"]:
+        events.on_input({"player": player, "frame": None, "inputs": ack["inputs"][player]})
