@@ -212,6 +212,8 @@ async def main():
         ui.message(result["message"])
     elif outcome == "partner_left":
         ui.message("Your partner left the game. Your data has been saved — thank you!")
+    elif outcome == "focus_lost":
+        ui.message("The game ended because this tab was in the background for too long.")
     else:
         score = result.get("total_reward", "")
         text = "Episode complete" + (" — score " + str(score) if score != "" else "")

@@ -6,6 +6,7 @@ import asyncio
 
 import js
 
+from pages.clock import WorkerClock
 from pages.game import Uploader
 from pages.jsbridge import log, new_id, now_ms, sleep_ms
 from pages.netcode import InputConflict, RollbackSession
@@ -38,6 +39,7 @@ class RoomEvents:
         self.desyncs = 0
         self.session = None
         self.conflicts = 0
+        self.hidden_since = None
         self._room_waiters = []
         socket.on("waiting", self.on_waiting)
         socket.on("room_start", self.on_room_start)
@@ -141,13 +143,19 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
     uploader = Uploader(socket, recorder, ui)
     meter = RttMeter(socket)
     rtt_task = asyncio.create_task(meter.run())
+    clock = WorkerClock(1000 / cfg["fps"])
+    ui.attr("clock", await clock.start())
+    watch_visibility(events, session, socket, ui, episode_id)
     ui.set_stage("playing")
     ui.playing()
     try:
         outcome, total = await run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events,
-                                  recorder, uploader, meter)
+                                         recorder, uploader, meter, clock)
     finally:
         meter.running = False
+        clock.stop()
+    if outcome == "focus_lost":
+        await socket.call("mp_leave", {"reason": "focus_lost"})
     final = None
     if outcome == "completed":
         end = session.end_frame + 1
@@ -169,15 +177,28 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
             "result": events.result, "partner_left": events.partner_left}
 
 
+def watch_visibility(events, session, socket, ui, episode_id):
+    """Record when the tab is hidden/shown; the loop ends the room if it stays hidden
+    longer than the focus-loss timeout."""
+    def changed(*args):
+        hidden = bool(js.document.hidden)
+        events.hidden_since = now_ms() if hidden else None
+        ui.attr("hidden", "1" if hidden else "0")
+        report = {"kind": "focus", "episode_id": episode_id,
+                  "detail": {"hidden": hidden, "frame": session.frame}}
+        asyncio.create_task(socket.call("client_event", report))
+    js.document.addEventListener("visibilitychange", changed)
+
+
 def reward_of(result, player):
     rewards = result["rewards"]
     return float(rewards.get(player, 0)) if isinstance(rewards, dict) else float(rewards)
 
 
 async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events, recorder,
-                    uploader, meter):
+                    uploader, meter, clock):
     frame_ms = 1000 / cfg["fps"]
-    deadline = now_ms()
+    focus_limit_ms = mp["focus_loss_timeout"] * 1000
     recent = []
     stalled_since = None
     last_fetch = 0
@@ -187,6 +208,8 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
     while True:
         if events.partner_left is not None:
             return "partner_left", total
+        if events.hidden_since is not None and now_ms() - events.hidden_since > focus_limit_ms:
+            return "focus_lost", total
         if session.finished():
             return "completed", total
         advance = session.can_advance()
@@ -227,12 +250,7 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
                 uploader.kick()
         ui.frame(session.frame)
         ui.attr("rollbacks", session.stats["rollbacks"])
-        deadline += frame_ms
-        wait = deadline - now_ms()
-        if wait > 1:
-            await sleep_ms(wait)
-        else:
-            deadline = now_ms()
+        await clock.tick()
 
 
 async def fetch_missing(socket, session, events):

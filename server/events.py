@@ -96,5 +96,9 @@ class StateHash(Strict):
     final: bool = False
 
 
+class MpLeave(Strict):
+    reason: Literal["focus_lost", "left"]
+
+
 class Rtt(Strict):
     t: float

@@ -52,6 +52,7 @@ class Multiplayer(BaseModel):
     stall_fetch_ms: int = Field(250, ge=50, le=10000)
     network: NetworkShape = NetworkShape()
     network_from_url: bool = False  # let ?delay=&jitter=&drop= shape the relay (never in a real study)
+    focus_loss_timeout: float = Field(30.0, gt=0)  # a tab hidden this long ends the room
 
 
 class Experiment(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any
 
 import socketio
 
-from server.events import FetchInputs, InputMsg, MpJoin, Rtt, StateHash
+from server.events import FetchInputs, InputMsg, MpJoin, MpLeave, Rtt, StateHash
 from server.experiment import Experiment
 from server.replay import replay
 from server.rooms import Matchmaker, Room, RoomError, Seat
@@ -48,6 +48,7 @@ class Relay:
         sockets.register("fetch_inputs", FetchInputs, self.fetch_inputs)
         sockets.register("state_hash", StateHash, self.state_hash)
         sockets.register("rtt", Rtt, self.rtt)
+        sockets.register("mp_leave", MpLeave, self.leave)
         sockets.disconnect_hooks.append(self.disconnected)
 
     def _spawn(self, coro) -> None:
@@ -188,6 +189,10 @@ class Relay:
             await self.sio.emit("room_result", outcome, to=seat.sid)
 
     # -- leaving ------------------------------------------------------------------------
+    async def leave(self, sid: str, session: dict, p: MpLeave) -> dict:
+        await self._abandon(sid, p.reason)
+        return {"ok": True}
+
     async def disconnected(self, sid: str) -> None:
         timer = self.wait_timers.pop(sid, None)
         if timer is not None:
@@ -196,12 +201,16 @@ class Relay:
         if experiment is not None:
             await self._announce_waiting(self.experiments[experiment])
             return
+        await self._abandon(sid, "disconnected")
+
+    async def _abandon(self, sid: str, reason: str) -> None:
+        """A player is gone mid-episode: end the room for everyone, keep its inputs."""
         room = self.mm.room_for(sid)
         if room is None or room.status != "playing":
             return
         player = room.player_of(sid)
         room.status = "abandoned"
         self.mm.close(room)
-        await self.store.save_room(room_record(room, ended=time.time()))
+        await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"{player}: {reason}"))
         for seat in room.peers_of(player):
-            await self.sio.emit("partner_left", {"player": player, "reason": "disconnected"}, to=seat.sid)
+            await self.sio.emit("partner_left", {"player": player, "reason": reason}, to=seat.sid)

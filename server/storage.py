@@ -30,7 +30,7 @@ CREATE TABLE IF NOT EXISTS steps (
 CREATE TABLE IF NOT EXISTS rooms (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, seed INTEGER NOT NULL, players TEXT NOT NULL,
     created REAL NOT NULL, ended REAL, status TEXT NOT NULL, end_frame INTEGER,
-    final_hashes TEXT, replay_hash TEXT, desyncs TEXT, inputs TEXT
+    final_hashes TEXT, replay_hash TEXT, desyncs TEXT, inputs TEXT, end_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id TEXT, episode_id TEXT,
@@ -111,10 +111,11 @@ class Store:
         """Insert or replace a room's record (called when it starts and when it ends)."""
         await self.conn.execute(
             "INSERT OR REPLACE INTO rooms (id, experiment, seed, players, created, ended, status, end_frame,"
-            " final_hashes, replay_hash, desyncs, inputs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            " final_hashes, replay_hash, desyncs, inputs, end_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (room["id"], room["experiment"], room["seed"], _json(room["players"]), room["created"],
              room.get("ended"), room["status"], room.get("end_frame"), _json(room.get("final_hashes", {})),
-             room.get("replay_hash"), _json(room.get("desyncs", [])), _json(room.get("inputs", {}))),
+             room.get("replay_hash"), _json(room.get("desyncs", [])), _json(room.get("inputs", {})),
+             room.get("end_reason")),
         )
         await self.conn.commit()
 

@@ -40,6 +40,7 @@ def pyscript_configs(vendor_prefix: str) -> dict[str, str]:
                + _files_table(MAIN_THREAD_SOURCES) + "\n",
         "worker": f'interpreter = "{vendor_prefix}pyodide/pyodide.mjs"\n'
                   + _files_table(WORKER_SOURCES) + "\n",
+        "clock": f'interpreter = "{vendor_prefix}micropython/micropython.mjs"\n',
     }
 
 
@@ -115,7 +116,7 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
             return Response(f"Experiment misconfigured: {exc}", status=500, mimetype="text/plain")
         return await render_template(
             "index.html", title=exp.title or exp.name, vendor=vendor_prefix.rstrip("/"),
-            worker=worker, config=client_config(exp, resolved, worker),
+            worker=worker, config=client_config(exp, resolved, worker), clock=exp.is_multiplayer,
             canvas_w=exp.canvas[0], canvas_h=exp.canvas[1],
         )
 

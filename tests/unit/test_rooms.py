@@ -1,0 +1,262 @@
+"""Matchmaker and Room (server/rooms.py) used directly: no sockets, no server."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.rooms import MAX_INPUT_BYTES, Matchmaker, Room, RoomError, Seat
+
+PLAYERS = ["p0", "p1"]
+HORIZON = 100
+
+
+def seat(n: int) -> Seat:
+    return Seat(sid=f"sid-{n}", participant_id=f"part-{n}", episode_id=f"ep-{n}",
+                net={"delay_ms": 0.0, "jitter_ms": 0.0, "drop": 0.0})
+
+
+def make_room(players=None, horizon: int = HORIZON) -> Room:
+    players = list(players or PLAYERS)
+    return Room(id="room-1", experiment="exp", seed=7, players=players,
+                seats={p: seat(i) for i, p in enumerate(players)}, horizon=horizon)
+
+
+# -- Matchmaker ---------------------------------------------------------------------------
+
+def test_join_fills_rooms_in_arrival_order():
+    mm = Matchmaker()
+    seats = [seat(i) for i in range(5)]
+
+    assert mm.join("exp", seats[0], PLAYERS, HORIZON) is None
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-0"]
+    first = mm.join("exp", seats[1], PLAYERS, HORIZON)
+    assert first is not None
+    assert first.players == PLAYERS
+    assert first.seats == {"p0": seats[0], "p1": seats[1]}
+    assert first.experiment == "exp" and first.horizon == HORIZON and first.status == "playing"
+    assert first.inputs == {"p0": {}, "p1": {}}
+    assert mm.waiting("exp") == []
+
+    assert mm.join("exp", seats[2], PLAYERS, HORIZON) is None
+    second = mm.join("exp", seats[3], PLAYERS, HORIZON)
+    assert second is not None and second.id != first.id
+    assert second.seats == {"p0": seats[2], "p1": seats[3]}
+
+    assert mm.join("exp", seats[4], PLAYERS, HORIZON) is None
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-4"]
+
+    assert mm.room_for("sid-0") is first and mm.room_for("sid-1") is first
+    assert mm.room_for("sid-2") is second and mm.room_for("sid-3") is second
+    assert mm.room_for("sid-4") is None
+    assert first.player_of("sid-1") == "p1" and first.player_of("sid-2") is None
+    assert first.peers_of("p0") == [seats[1]]
+
+
+def test_three_player_room_waits_for_all_three():
+    mm = Matchmaker()
+    players = ["a", "b", "c"]
+    assert mm.join("exp", seat(0), players, HORIZON) is None
+    assert mm.join("exp", seat(1), players, HORIZON) is None
+    room = mm.join("exp", seat(2), players, HORIZON)
+    assert room is not None
+    assert {p: s.sid for p, s in room.seats.items()} == {"a": "sid-0", "b": "sid-1", "c": "sid-2"}
+    assert [s.sid for s in room.peers_of("b")] == ["sid-0", "sid-2"]
+
+
+def test_queues_are_per_experiment():
+    mm = Matchmaker()
+    assert mm.join("exp-a", seat(0), PLAYERS, HORIZON) is None
+    assert mm.join("exp-b", seat(1), PLAYERS, HORIZON) is None  # not matched with exp-a's seat
+    assert [s.sid for s in mm.waiting("exp-a")] == ["sid-0"]
+    assert [s.sid for s in mm.waiting("exp-b")] == ["sid-1"]
+    assert mm.waiting("exp-c") == []
+    room = mm.join("exp-b", seat(2), PLAYERS, HORIZON)
+    assert room is not None and room.experiment == "exp-b"
+    assert [s.sid for s in room.seats.values()] == ["sid-1", "sid-2"]
+
+
+def test_joining_twice_is_refused():
+    mm = Matchmaker()
+    mm.join("exp", seat(0), PLAYERS, HORIZON)
+    with pytest.raises(RoomError):
+        mm.join("exp", seat(0), PLAYERS, HORIZON)  # already waiting
+    assert len(mm.waiting("exp")) == 1
+    room = mm.join("exp", seat(1), PLAYERS, HORIZON)
+    assert room is not None
+    with pytest.raises(RoomError):
+        mm.join("exp", seat(1), PLAYERS, HORIZON)  # already playing
+    assert mm.waiting("exp") == []
+
+
+def test_leave_queue():
+    mm = Matchmaker()
+    mm.join("exp", seat(0), PLAYERS, HORIZON)
+    assert mm.leave_queue("sid-0") == "exp"
+    assert mm.waiting("exp") == []
+    assert mm.leave_queue("sid-0") is None  # already gone
+    assert mm.leave_queue("sid-unknown") is None
+
+    # the next two arrivals are matched with each other, not with the one who left
+    assert mm.join("exp", seat(1), PLAYERS, HORIZON) is None
+    room = mm.join("exp", seat(2), PLAYERS, HORIZON)
+    assert room is not None
+    assert [s.sid for s in room.seats.values()] == ["sid-1", "sid-2"]
+    # a seated player is not in a queue
+    assert mm.leave_queue("sid-1") is None
+    assert mm.room_for("sid-1") is room
+
+
+def test_leave_queue_keeps_the_order_of_the_others():
+    mm = Matchmaker()
+    players = ["a", "b", "c"]
+    for i in range(2):
+        assert mm.join("exp", seat(i), players, HORIZON) is None
+    assert mm.leave_queue("sid-0") == "exp"
+    assert mm.join("exp", seat(3), players, HORIZON) is None
+    room = mm.join("exp", seat(4), players, HORIZON)
+    assert room is not None
+    assert [s.sid for s in room.seats.values()] == ["sid-1", "sid-3", "sid-4"]
+
+
+def test_close_forgets_the_room_and_lets_its_players_join_again():
+    mm = Matchmaker()
+    mm.join("exp", seat(0), PLAYERS, HORIZON)
+    room = mm.join("exp", seat(1), PLAYERS, HORIZON)
+    other_waiting = seat(2)
+    mm.join("exp", other_waiting, PLAYERS, HORIZON)
+
+    mm.close(room)
+    assert mm.room_for("sid-0") is None and mm.room_for("sid-1") is None
+    assert room.id not in mm.rooms
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-2"]  # the queue is untouched
+    mm.close(room)  # closing twice is harmless
+
+    again = mm.join("exp", seat(0), PLAYERS, HORIZON)
+    assert again is not None and again.id != room.id
+    assert {p: s.sid for p, s in again.seats.items()} == {"p0": "sid-2", "p1": "sid-0"}
+
+
+# -- Room.record_inputs ---------------------------------------------------------------------
+
+def test_record_inputs_stores_and_returns_the_new_ones():
+    room = make_room()
+    assert room.record_inputs("p0", [[2, "up"], [3, "down"]]) == [(2, "up"), (3, "down")]
+    assert room.inputs == {"p0": {2: "up", 3: "down"}, "p1": {}}
+    assert room.newest == 3
+    # a resend (redundant inputs) is accepted; only the new frame is returned
+    assert room.record_inputs("p0", [[2, "up"], [3, "down"], [4, "left"]]) == [(4, "left")]
+    assert room.record_inputs("p0", [[4, "left"]]) == []
+    assert room.inputs["p0"] == {2: "up", 3: "down", 4: "left"}
+    # players are independent: the same frame for another player is no conflict
+    assert room.record_inputs("p1", [[2, "interact"]]) == [(2, "interact")]
+    assert room.inputs["p1"] == {2: "interact"}
+    assert room.newest == 4
+
+
+def test_record_inputs_accepts_structured_values():
+    room = make_room()
+    value = {"move": [1, -1], "fire": True}
+    assert room.record_inputs("p0", [[0, value]]) == [(0, value)]
+    assert room.record_inputs("p0", [[0, {"fire": True, "move": [1, -1]}]]) == []  # equal dict
+
+
+def test_record_inputs_refuses_a_rewrite():
+    room = make_room()
+    room.record_inputs("p0", [[5, "up"]])
+    with pytest.raises(RoomError, match="different"):
+        room.record_inputs("p0", [[5, "down"]])
+    assert room.inputs["p0"] == {5: "up"}
+
+
+def test_record_inputs_refuses_frames_out_of_range():
+    room = make_room(horizon=10)
+    with pytest.raises(RoomError, match="out of range"):
+        room.record_inputs("p0", [[11, "up"]])  # newest 0 + horizon 10
+    with pytest.raises(RoomError, match="out of range"):
+        room.record_inputs("p0", [[-1, "up"]])
+    with pytest.raises(RoomError, match="out of range"):
+        room.record_inputs("p1", [[10_000, "up"]])
+    assert room.inputs == {"p0": {}, "p1": {}}
+    assert room.newest == 0
+
+    room.record_inputs("p0", [[10, "up"]])  # the edge of the horizon is allowed
+    assert room.newest == 10
+    room.record_inputs("p1", [[20, "up"]])  # the horizon moves with the newest frame
+    with pytest.raises(RoomError, match="out of range"):
+        room.record_inputs("p1", [[31, "up"]])
+    assert room.inputs == {"p0": {10: "up"}, "p1": {20: "up"}}
+
+
+def test_record_inputs_refuses_oversized_values():
+    room = make_room()
+    # json.dumps('"' + x*n + '"') is n + 2 characters
+    biggest = "x" * (MAX_INPUT_BYTES - 2)
+    assert room.record_inputs("p0", [[1, biggest]]) == [(1, biggest)]
+    with pytest.raises(RoomError, match="too large"):
+        room.record_inputs("p0", [[2, "x" * (MAX_INPUT_BYTES - 1)]])
+    with pytest.raises(RoomError, match="too large"):
+        room.record_inputs("p0", [[3, {"keys": ["a"] * 100}]])
+    assert room.inputs["p0"] == {1: biggest}
+
+
+@pytest.mark.parametrize("batch", [
+    [[3, "up"], [4, "down"], [10_000, "up"]],  # out of range after good ones
+    [[3, "up"], [4, "x" * 300]],  # oversized after a good one
+    [[3, "up"], [2, "left"]],  # rewrite of frame 2 after a good one
+], ids=["out-of-range", "oversized", "rewrite"])
+def test_a_refused_batch_records_nothing(batch):
+    # A refused input event gets an error ack and, per server/sockets.py, "changes
+    # nothing": the sender believes none of it was taken, and the peer never receives it.
+    room = make_room()
+    room.record_inputs("p0", [[2, "right"]])
+    with pytest.raises(RoomError):
+        room.record_inputs("p0", batch)
+    assert room.inputs == {"p0": {2: "right"}, "p1": {}}
+    assert room.newest == 2
+
+
+# -- Room.inputs_since ----------------------------------------------------------------------
+
+def test_inputs_since():
+    room = make_room()
+    room.record_inputs("p0", [[f, f"a{f}"] for f in (5, 2, 9, 7)])
+    room.record_inputs("p1", [[3, "b3"], [8, "b8"]])
+    assert room.inputs_since(0) == {"p0": [(2, "a2"), (5, "a5"), (7, "a7"), (9, "a9")],
+                                    "p1": [(3, "b3"), (8, "b8")]}
+    assert room.inputs_since(7) == {"p0": [(7, "a7"), (9, "a9")], "p1": [(8, "b8")]}
+    assert room.inputs_since(10) == {"p0": [], "p1": []}
+    assert make_room().inputs_since(0) == {"p0": [], "p1": []}
+
+
+# -- Room.add_checkpoint --------------------------------------------------------------------
+
+def test_checkpoint_reports_nothing_until_all_players_reported():
+    room = make_room(players=["p0", "p1", "p2"])
+    assert room.add_checkpoint("p0", 30, "aaaaaaaaaaaaaaaa") is None
+    assert room.add_checkpoint("p1", 30, "bbbbbbbbbbbbbbbb") is None  # p2 has not reported
+    assert room.desyncs == []
+    report = room.add_checkpoint("p2", 30, "aaaaaaaaaaaaaaaa")
+    assert report == {"frame": 30, "hashes": {"p0": "aaaaaaaaaaaaaaaa", "p1": "bbbbbbbbbbbbbbbb",
+                                              "p2": "aaaaaaaaaaaaaaaa"}}
+    assert room.desyncs == [report]
+    assert 30 not in room.checkpoints
+
+
+def test_checkpoint_agreement_is_not_reported():
+    room = make_room()
+    assert room.add_checkpoint("p0", 30, "0123456789abcdef") is None
+    assert room.add_checkpoint("p1", 30, "0123456789abcdef") is None
+    assert room.desyncs == []
+    assert room.checkpoints == {}
+
+
+def test_checkpoint_frames_are_independent():
+    room = make_room()
+    assert room.add_checkpoint("p0", 30, "1111111111111111") is None
+    assert room.add_checkpoint("p0", 60, "2222222222222222") is None
+    assert room.add_checkpoint("p1", 60, "2222222222222222") is None  # 60 agrees
+    assert room.add_checkpoint("p1", 90, "3333333333333333") is None
+    report = room.add_checkpoint("p1", 30, "ffffffffffffffff")  # 30 differs
+    assert report == {"frame": 30, "hashes": {"p0": "1111111111111111", "p1": "ffffffffffffffff"}}
+    assert room.desyncs == [report]
+    assert list(room.checkpoints) == [90]  # only the frame p0 has not reported yet
