@@ -129,3 +129,40 @@ def test_tab_hidden_past_the_focus_timeout_ends_the_room_with_a_reason(tmp_path,
     assert body(hider, "outcome") == "focus_lost"
     status, reason = server.query("SELECT status, end_reason FROM rooms")[0]
     assert status == "abandoned" and reason.endswith("focus_lost")
+
+
+def run_concurrent_rooms(server, new_page, rooms: int, query: str = "") -> list[dict]:
+    """Open 2*rooms pages at once (each boots Pyodide concurrently), play, collect."""
+    pages = []
+    for _ in range(2 * rooms):
+        page, watch = new_page()
+        page.goto(server.url + "/x/kitchen" + query, wait_until="commit")
+        pages.append((page, watch))
+    for page, watch in pages:
+        assert wait_stage(page, "ready", "error", timeout=180) == "ready", watch.dump()
+    for page, _ in pages:
+        page.keyboard.press("Enter")
+    for page, watch in pages:
+        assert wait_stage(page, "done", "error", timeout=180) == "done", watch.dump()
+    for page, _ in pages:
+        page.wait_for_selector("body[data-room-status]", state="attached", timeout=30000)
+    return [{k: body(page, k) for k in ("room", "state-hash", "replay-hash", "room-status", "disconnects")}
+            for page, _ in pages]
+
+
+def test_three_rooms_booting_at_once_finish_without_disconnects(tmp_path, servers, new_page, record_property):
+    server = servers(experiments_dir=kitchen(tmp_path, max_steps=150))
+    results = run_concurrent_rooms(server, new_page, rooms=3)
+    assert len({r["room"] for r in results}) == 3
+    assert all(r["disconnects"] == "0" for r in results), results
+    assert all(r["room-status"] == "completed" for r in results), results
+    assert all(r["state-hash"] == r["replay-hash"] for r in results), results
+    statuses = server.query("SELECT status FROM rooms")
+    assert statuses == [("completed",)] * 3
+
+    # Contrast, recorded only: the same with Pyodide on each page's main thread.
+    baseline = servers(experiments_dir=kitchen(tmp_path / "baseline", max_steps=150))
+    base = run_concurrent_rooms(baseline, new_page, rooms=3, query="?worker=0")
+    disconnects = sum(int(r["disconnects"]) for r in base)
+    record_property("worker0_disconnects_6_pages", disconnects)
+    print(f"6 pages at once: worker disconnects 0, ?worker=0 disconnects {disconnects}")

@@ -36,6 +36,7 @@ EXPERIMENTS: dict[str, dict] = {
     "mp-end": {},
     "mp-desync": {},
     "mp-drop": {},
+    "mp-leave": {},
     "mp-wait": {"wait_timeout": 1.0, "wait_timeout_message": "nobody came",
                 "wait_timeout_redirect": "https://example.org/done"},
     "mp-shaped": {"network_from_url": True},
@@ -166,11 +167,10 @@ async def expect_rejected(client: Client, event: str, data: Any, needle: str | N
 
 
 def room_row(server: RunningServer, room_id: str) -> dict:
-    rows = server.query("SELECT id, experiment, seed, players, ended, status, end_frame, final_hashes,"
-                        " replay_hash, desyncs, inputs FROM rooms WHERE id=?", room_id)
-    assert len(rows) == 1, rows
     keys = ("id", "experiment", "seed", "players", "ended", "status", "end_frame", "final_hashes",
-            "replay_hash", "desyncs", "inputs")
+            "replay_hash", "desyncs", "inputs", "end_reason")
+    rows = server.query(f"SELECT {', '.join(keys)} FROM rooms WHERE id=?", room_id)
+    assert len(rows) == 1, rows
     row = dict(zip(keys, rows[0], strict=True))
     for key in ("players", "final_hashes", "desyncs", "inputs"):
         row[key] = json.loads(row[key]) if row[key] is not None else None
@@ -378,6 +378,7 @@ async def test_dropped_partner_abandons_the_room(mp_server):
         row = room_row(mp_server, room)
         assert row["status"] == "abandoned"
         assert row["ended"] is not None
+        assert row["end_reason"] == "p0: disconnected"
         assert row["inputs"] == {"p0": {str(f): "up" for f in range(2, 11)},
                                  "p1": {str(f): "down" for f in range(2, 6)}}
 
@@ -386,6 +387,23 @@ async def test_dropped_partner_abandons_the_room(mp_server):
         await expect_rejected(c1, "input", input_msg(6, "down"), "not in a room")
         assert room_row(mp_server, room)["inputs"]["p1"] == {str(f): "down" for f in range(2, 6)}
         assert c1.got("room_result") == []
+
+
+async def test_leaving_on_purpose_abandons_the_room_with_its_reason(mp_server):
+    async with clients(mp_server, "mp-leave", 2) as (c0, c1):
+        room = (await pair_up(c0, c1))["room"]
+        await send_inputs(c0, range(2, 5), "up")
+        await expect_rejected(c1, "mp_leave", {"reason": "bored"}, "reason")
+        assert await c1.call("mp_leave", {"reason": "focus_lost"}) == {"ok": True}
+        assert await c0.wait_for("partner_left") == [{"player": "p1", "reason": "focus_lost"}]
+        row = room_row(mp_server, room)
+        assert (row["status"], row["end_reason"]) == ("abandoned", "p1: focus_lost")
+        assert row["inputs"] == {"p0": {"2": "up", "3": "up", "4": "up"}, "p1": {}}
+        await asyncio.sleep(0.3)
+        assert c1.got("partner_left") == []  # the leaver is not told about itself
+        # the room is closed for both
+        await expect_rejected(c0, "input", input_msg(5, "up"), "not in a room")
+        await expect_rejected(c1, "input", input_msg(5, "up"), "not in a room")
 
 
 # -- 7. nobody comes ----------------------------------------------------------------------------------
