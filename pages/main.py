@@ -174,10 +174,17 @@ async def main():
         from pages.renderer import CanvasRenderer
 
         channel = await booting
-        if js.URLSearchParams.new(window.location.search).get("bench") == "1":
+        search = js.URLSearchParams.new(window.location.search)
+        if search.get("bench") == "1":
             from pages.bench import run_channel_bench
 
             await run_channel_bench(channel, cfg, ui)
+            ui.set_stage("done")
+            return
+        if search.get("synctest") is not None:
+            from pages.synctest import run_in_page
+
+            await run_in_page(channel, cfg, ui, int(search.get("synctest")))
             ui.set_stage("done")
             return
         selector = ActionSelector(cfg["controls"], cfg["default_action"])

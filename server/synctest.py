@@ -1,0 +1,59 @@
+"""Check an experiment's env for determinism in CPython:
+
+    python -m server.synctest experiments/kitchen [--frames 600] [--distance 8] [--seed 1]
+
+Plays random inputs, rolling back `distance` frames every frame and replaying; exits 1
+and names the first diverging frame if a replay differs. (Open the experiment with
+``?synctest=8`` to run the same check in the browser's Pyodide.)"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from pathlib import Path
+
+from pages.synctest import SyncTest
+from server.experiment import ExperimentError, load_experiment
+from worker.env_host import EnvHost
+
+
+def run_synctest(env_source: str, env_config: dict, players: list[str], actions: list, frames: int = 300,
+                 distance: int = 8, seed: int = 1, filename: str = "env.py") -> dict:
+    host = EnvHost(ring_size=distance + 4)
+    host.set_globals({"env_config": env_config, "players": players})
+    host.load(env_source, filename)
+    host.reset(seed=seed, render=False)
+    test = SyncTest(distance)
+    rng = random.Random(seed)
+    ops = test.start_ops()
+    test.check(ops, host.run_batch(ops))
+    for _ in range(frames):
+        ops = test.ops_for({p: rng.choice(actions) for p in players})
+        if test.check(ops, host.run_batch(ops)) is not None:
+            break
+    return test.report()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", type=Path, help="experiment folder (with experiment.py)")
+    parser.add_argument("--frames", type=int, default=600)
+    parser.add_argument("--distance", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        exp = load_experiment(args.experiment / "experiment.py")
+    except ExperimentError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    actions = sorted({json.dumps(a) for a in [*exp.controls.values(), exp.default_action]})
+    report = run_synctest(exp.env_source, exp.env_config, exp.players, [json.loads(a) for a in actions],
+                          args.frames, args.distance, args.seed, exp.env_path.name)
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
