@@ -23,7 +23,8 @@ class SyncTest:
         """One BATCH: simulate the next frame, then roll back `distance` frames and replay."""
         f = self.frame
         self.inputs[f] = actions
-        ops = [{"op": m.OP_STEP, "actions": actions}, {"op": m.OP_SNAPSHOT}, {"op": m.OP_HASH, "frame": f + 1}]
+        ops = [{"op": m.OP_STEP, "actions": actions}, {"op": m.OP_SNAPSHOT},
+               {"op": m.OP_HASH, "frame": f + 1}]
         start = f + 1 - self.distance
         if start >= 0:
             ops.append({"op": "restore", "frame": start})

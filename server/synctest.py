@@ -37,7 +37,8 @@ def run_synctest(env_source: str, env_config: dict, players: list[str], actions:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", type=Path, help="experiment folder (with experiment.py)")
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--distance", type=int, default=8)
