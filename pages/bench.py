@@ -8,7 +8,7 @@ from pages.jsbridge import sleep_ms
 from protocol import messages as m
 
 
-async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depth=8):
+async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depths=(8, 1, 4)):
     player = cfg["players"][0]
     actions = {player: cfg["default_action"]}
     await channel.request(m.RESET, {"seed": 1})
@@ -20,19 +20,21 @@ async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depth=8):
         to_worker.append(r["t_worker_start"] - r["t_sent"])
         from_worker.append(r["t_received"] - r["t_worker_end"])
     await sleep_ms(50)
-    # rollback shape: restore a snapshot, replay `depth` frames, snapshot and hash
+    # rollback shape, as the netcode sends it: restore a snapshot, replay `depth` frames
+    # (each followed by a snapshot), draw the last one, hash a checkpoint
     base = (await channel.request(m.BATCH, {"ops": [{"op": m.OP_SNAPSHOT}]}))["results"][0]["frame"]
-    ops = [{"op": m.OP_RESTORE, "frame": base}]
-    for i in range(depth):
-        ops.append({"op": m.OP_STEP, "actions": actions, "render": i == depth - 1})
-    ops.append({"op": m.OP_HASH})
-    batch_rtt, batch_worker = [], []
-    for _ in range(batches):
-        r = await channel.request(m.BATCH, {"ops": ops})
-        batch_rtt.append(r["t_received"] - r["t_sent"])
-        batch_worker.append(r["t_worker_end"] - r["t_worker_start"])
-    ui.attr("bench", json.dumps({
-        "runtime": channel.ready["runtime"], "step_rtt_ms": step_rtt, "step_worker_ms": step_worker,
-        "step_to_worker_ms": to_worker, "step_from_worker_ms": from_worker,
-        "batch_depth": depth, "batch_rtt_ms": batch_rtt, "batch_worker_ms": batch_worker,
-    }))
+    out = {"runtime": channel.ready["runtime"], "step_rtt_ms": step_rtt, "step_worker_ms": step_worker,
+           "step_to_worker_ms": to_worker, "step_from_worker_ms": from_worker, "batch": {}}
+    for depth in depths:
+        ops = [{"op": m.OP_RESTORE, "frame": base}]
+        for i in range(depth):
+            ops.append({"op": m.OP_STEP, "actions": actions, "render": i == depth - 1})
+            ops.append({"op": m.OP_SNAPSHOT})
+        ops.append({"op": m.OP_HASH, "frame": base})
+        rtt, inside = [], []
+        for _ in range(batches):
+            r = await channel.request(m.BATCH, {"ops": ops})
+            rtt.append(r["t_received"] - r["t_sent"])
+            inside.append(r["t_worker_end"] - r["t_worker_start"])
+        out["batch"][str(depth)] = {"rtt_ms": rtt, "worker_ms": inside}
+    ui.attr("bench", json.dumps(out))

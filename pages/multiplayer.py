@@ -241,6 +241,7 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
             for frame, digest in hashes:
                 socket.send("state_hash", {"frame": frame, "hash": digest})
         metrics = {"rollbacks": session.stats["rollbacks"], "rollback_depth": last_depth,
+                   "rollback_frames": session.stats["rollback_frames"],
                    "prediction_misses": session.stats["prediction_misses"], "batch_ms": batch_ms,
                    "rtt_ms": meter.rtt_ms, "stalls": session.stats["stalls"], "waits": session.stats["waits"]}
         for frame, inputs, result in session.take_confirmed():

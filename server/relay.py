@@ -118,10 +118,10 @@ class Relay:
             raise Rejected(str(exc)) from None
         message = {"player": player, "frame": p.frame, "inputs": p.inputs, "adv": p.adv}
         for seat in room.peers_of(player):
-            self._deliver(seat, "input", message)
+            await self._deliver(seat, "input", message)
         return {"ok": True}
 
-    def _deliver(self, seat: Seat, event: str, data: dict) -> None:
+    async def _deliver(self, seat: Seat, event: str, data: dict) -> None:
         """Relay to one seat, through its configured network shape."""
         net = seat.net
         if net["drop"] and self.rng.random() < net["drop"]:
@@ -131,7 +131,7 @@ class Relay:
         delay = net["delay_ms"] + (self.rng.uniform(-jitter, jitter) if jitter else 0)
         self.stats["relayed"] += 1
         if delay <= 0:
-            self._spawn(self.sio.emit(event, data, to=seat.sid))
+            await self.sio.emit(event, data, to=seat.sid)
         else:
             self._spawn(self._emit_later(delay / 1000, event, data, seat.sid))
 

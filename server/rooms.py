@@ -58,20 +58,22 @@ class Room:
         """Store a player's inputs (idempotent). Returns the ones that were new.
         Refuses frames out of range, oversized values and rewrites of a frame."""
         mine = self.inputs[player]
-        fresh = []
+        fresh: dict[int, Any] = {}
+        # check the whole message before storing any of it: a refused message changes nothing
         for frame, value in inputs:
             if frame < 0 or frame > self.newest + self.horizon:
                 raise RoomError(f"frame {frame} is out of range (newest {self.newest})")
             if len(json.dumps(value)) > MAX_INPUT_BYTES:
                 raise RoomError("input value too large")
-            if frame in mine:
-                if mine[frame] != value:
-                    raise RoomError(f"frame {frame} already has a different input")
-                continue
-            mine[frame] = value
-            fresh.append((frame, value))
-            self.newest = max(self.newest, frame)
-        return fresh
+            known = mine[frame] if frame in mine else fresh.get(frame, value)
+            if known != value:
+                raise RoomError(f"frame {frame} already has a different input")
+            if frame not in mine:
+                fresh[frame] = value
+        mine.update(fresh)
+        if fresh:
+            self.newest = max(self.newest, *fresh)
+        return sorted(fresh.items())
 
     def inputs_since(self, frame: int) -> dict[str, list[tuple[int, Any]]]:
         return {p: sorted((f, v) for f, v in rec.items() if f >= frame) for p, rec in self.inputs.items()}

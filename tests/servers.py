@@ -77,6 +77,19 @@ def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript
     raise RuntimeError(f"server did not answer within {wait}s:\n{log_path.read_text()}")
 
 
+KITCHEN_CONTROLS = {"ArrowUp": "up", "ArrowDown": "down", "ArrowLeft": "left", "ArrowRight": "right",
+                    " ": "interact"}
+
+
+def write_kitchen(directory: Path, **fields) -> Path:
+    """A two-player kitchen experiment (the example env) with test-friendly defaults."""
+    settings = {"players": ["p0", "p1"], "start_key": "Enter", "default_action": "noop",
+                "controls": KITCHEN_CONTROLS, "multiplayer": {"network_from_url": True}}
+    settings.update(fields)
+    source = (ROOT / "experiments" / "kitchen" / "env.py").read_text()
+    return write_experiment(directory, "kitchen", env_source=source, **settings)
+
+
 def write_experiment(directory: Path, name: str, env_source: str | None = None, **fields) -> Path:
     """An experiment folder for tests; by default it reuses the example catch env."""
     exp_dir = directory / name

@@ -9,22 +9,16 @@ import json
 import pytest
 
 from tests.e2e.browser import body, wait_stage
-from tests.servers import ROOT, write_experiment
+from tests.servers import write_kitchen
 
 KEYS = ["ArrowRight", "ArrowUp", "ArrowLeft", "ArrowDown", " "]
 
 
 def kitchen(tmp_path, **fields):
+    fields.setdefault("max_steps", 240)
+    fields.setdefault("multiplayer", {"network_from_url": True, "hash_every": 30})
     exps = tmp_path / "experiments"
-    settings = {
-        "players": ["p0", "p1"], "max_steps": 240, "start_key": "Enter", "default_action": "noop",
-        "controls": {"ArrowUp": "up", "ArrowDown": "down", "ArrowLeft": "left", "ArrowRight": "right",
-                     " ": "interact"},
-        "multiplayer": {"network_from_url": True, "hash_every": 30},
-    }
-    settings.update(fields)
-    env_source = (ROOT / "experiments/kitchen/env.py").read_text()
-    write_experiment(exps, "kitchen", env_source=env_source, **settings)
+    write_kitchen(exps, **fields)
     return exps
 
 

@@ -267,7 +267,7 @@ async def test_inputs_are_relayed_in_order_once_and_recorded(mp_server):
         frames = list(range(2, 62))
         await send_inputs(c0, frames, "up")
 
-        got = await c1.wait_for("input", len(frames), timeout=20)
+        await c1.wait_for("input", len(frames), timeout=20)
         await asyncio.sleep(0.5)  # late duplicates would show up here
         got = c1.got("input")
         assert [m["frame"] for m in got] == frames

@@ -1,0 +1,40 @@
+"""Shared helpers for the benchmarks: statistics, machine description."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+
+from tests.e2e.browser import CHROMIUM
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+def summary(values: list[float]) -> dict:
+    return {"p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3),
+            "mean": round(statistics.fmean(values), 3), "n": len(values)}
+
+
+def runs_summary(values: list[float]) -> dict:
+    return {"median": round(statistics.median(values), 1), "runs": [round(v, 1) for v in values]}
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
+    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
+            "python": platform.python_version(), "browser": browser}

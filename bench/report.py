@@ -1,0 +1,115 @@
+"""Turns bench results into the plot and the README table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MODES = ("worker", "main_thread")
+FOUNDATION_ROWS = [
+    ("Pyodide ready (navigation → READY), median ms", "pyodide_ready_ms", "median", ""),
+    ("Env ready (navigation → env loaded), median ms", "env_ready_ms", "median", ""),
+    ("Longest main-thread stall, navigation → env ready, median ms", "init_stall_ms", "median", ""),
+    ("Longest main-thread stall, our code start → env ready, median ms", "init_stall_after_main_ms",
+     "median", "≤ 50 (worker)"),
+    ("Socket.IO disconnects during init", "disconnects", "median", "0"),
+    ("STEP round trip p50, ms (1,000 steps)", "step_rtt_ms", "p50", "≤ 1"),
+    ("STEP round trip p99, ms", "step_rtt_ms", "p99", "≤ 4"),
+    ("STEP time inside the env runtime p50, ms", "step_in_worker_ms", "p50", ""),
+    ("8-step BATCH round trip p50, ms (300 batches)", "batch8_rtt_ms", "p50", "≤ 2"),
+    ("8-step BATCH round trip p99, ms", "batch8_rtt_ms", "p99", ""),
+    ("8-step BATCH inside the env runtime p50, ms", "batch8_in_worker_ms", "p50", ""),
+]
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    f = results["figures"]
+    lines = [
+        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores), {m['browser']}, "
+        f"{results['runs_per_mode']} page loads per mode, by `nox -s bench` "
+        "(raw figures: `bench/results.json`, plot: `bench/results.png`).",
+        "",
+        "**Foundation** — single-player `catch` env",
+        "",
+        "| figure | worker (default) | `?worker=0` (Pyodide on main thread) | target |",
+        "|---|---:|---:|---|",
+    ]
+    for label, key, stat, target in FOUNDATION_ROWS:
+        lines.append(f"| {label} | {f[key]['worker'][stat]:g} | {f[key]['main_thread'][stat]:g} | {target} |")
+    mp = results.get("multiplayer")
+    if mp:
+        lines += ["", "**Multiplayer** — two-player `kitchen` env", "",
+                  "| figure | worker (default) | `?worker=0` | target |", "|---|---:|---:|---|"]
+        for depth, fig in mp["rollback_batch_ms"].items():
+            lines.append(f"| rollback BATCH, {depth} frame(s), p50 / p99 ms | {fig['worker']['p50']:g} / "
+                         f"{fig['worker']['p99']:g} | {fig['main_thread']['p50']:g} / {fig['main_thread']['p99']:g}"
+                         f" | {'≤ 3 p50' if depth == '8' else ''} |")
+        for n, fig in mp["concurrent_init"].items():
+            lines.append(f"| {n} room(s) ({2 * int(n)} pages) booting at once: disconnects (all ready after) "
+                         f"| {fig['worker']['disconnects']} ({fig['worker']['all_ready_s']} s) | "
+                         f"{fig['main_thread']['disconnects']} ({fig['main_thread']['all_ready_s']} s) | 0 |")
+        relay = mp["relay"]
+        lines += ["", "| relay (loopback, python-socketio clients) | p50 ms | p99 ms |", "|---|---:|---:|",
+                  f"| input relayed client → server → partner (one way) | {relay['relay_one_way_ms']['p50']:g} | "
+                  f"{relay['relay_one_way_ms']['p99']:g} |",
+                  f"| baseline: emit-with-ack round trip to the server | {relay['direct_ack_rtt_ms']['p50']:g} | "
+                  f"{relay['direct_ack_rtt_ms']['p99']:g} |",
+                  "", "| injected one-way delay | rollbacks / min (mean of both players) | mean rollback depth "
+                  "(frames) | room |", "|---:|---:|---:|---|"]
+        for delay, fig in mp["rollback_rate"].items():
+            lines.append(f"| {delay} ms | {fig['rollbacks_per_min']:g} | {fig['mean_depth']:g} | "
+                         f"{', '.join(fig['room_status'])} |")
+    return "\n".join(lines)
+
+
+def update_readme(results: dict, readme: Path) -> None:
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        tail = rest.split(end, 1)[1]
+        readme.write_text(f"{head}{start}\n{markdown(results)}\n\n![benchmark](bench/results.png)\n{end}{tail}")
+
+
+def _bars(ax, title, data):
+    colors = ["#2a7de1" if k.startswith("worker") else "#e1702a" for k in data]
+    bars = ax.bar(list(data), list(data.values()), color=colors)
+    ax.bar_label(bars, fmt="%.2f" if max(data.values() or [0]) < 10 else "%.0f", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def plot(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    f = results["figures"]
+    mp = results.get("multiplayer")
+    rows = 2 if mp else 1
+    fig, axes = plt.subplots(rows, 4, figsize=(17, 4.2 * rows), squeeze=False)
+    _bars(axes[0][0], "Pyodide ready (ms)", {m: f["pyodide_ready_ms"][m]["median"] for m in MODES})
+    _bars(axes[0][1], "Longest main-thread stall\nduring init (ms)", {m: f["init_stall_ms"][m]["median"] for m in MODES})
+    _bars(axes[0][2], "STEP round trip p50 / p99 (ms)",
+          {f"{m}\n{q}": f["step_rtt_ms"][m][q] for q in ("p50", "p99") for m in MODES})
+    _bars(axes[0][3], "8-step BATCH round trip p50 / p99 (ms)",
+          {f"{m}\n{q}": f["batch8_rtt_ms"][m][q] for q in ("p50", "p99") for m in MODES})
+    if mp:
+        _bars(axes[1][0], "Rollback BATCH p50 by depth (ms), kitchen",
+              {f"{m}\n{d} fr": mp["rollback_batch_ms"][d][m]["p50"] for d in ("1", "4", "8") for m in MODES})
+        ax = axes[1][1]
+        delays = list(mp["rollback_rate"])
+        ax.bar(delays, [mp["rollback_rate"][d]["rollbacks_per_min"] for d in delays], color="#2a7de1")
+        ax.set_title("Rollbacks / min by injected delay (ms)", fontsize=10)
+        _bars(axes[1][2], "Relay one-way vs direct ack RTT (ms)", {
+            "worker relay\np50": mp["relay"]["relay_one_way_ms"]["p50"],
+            "worker relay\np99": mp["relay"]["relay_one_way_ms"]["p99"],
+            "worker direct\np50": mp["relay"]["direct_ack_rtt_ms"]["p50"],
+            "worker direct\np99": mp["relay"]["direct_ack_rtt_ms"]["p99"]})
+        _bars(axes[1][3], "Disconnects while N rooms boot at once",
+              {f"{m}\n{n} rooms": mp["concurrent_init"][n][m]["disconnects"] + 0.0
+               for n in mp["concurrent_init"] for m in MODES})
+    fig.suptitle(f"Coplay benchmarks — {results['date']} — blue: worker (default), orange: ?worker=0")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
