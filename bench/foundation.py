@@ -54,6 +54,6 @@ def run(browser, base_url: str, runs: int) -> dict:
         figures[key] = {m: runs_summary([b[key] for b in boots[m]]) for m in MODES}
     figures["step_rtt_ms"] = {m: summary(channel[m]["step_rtt_ms"]) for m in MODES}
     figures["step_in_worker_ms"] = {m: summary(channel[m]["step_worker_ms"]) for m in MODES}
-    figures["batch8_rtt_ms"] = {m: summary(channel[m]["batch"]["8"]["rtt_ms"]) for m in MODES}
-    figures["batch8_in_worker_ms"] = {m: summary(channel[m]["batch"]["8"]["worker_ms"]) for m in MODES}
+    figures["batch8_rtt_ms"] = {m: summary(channel[m]["batch"]["plain8"]["rtt_ms"]) for m in MODES}
+    figures["batch8_in_worker_ms"] = {m: summary(channel[m]["batch"]["plain8"]["worker_ms"]) for m in MODES}
     return figures

@@ -20,21 +20,28 @@ async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depths=(8
         to_worker.append(r["t_worker_start"] - r["t_sent"])
         from_worker.append(r["t_received"] - r["t_worker_end"])
     await sleep_ms(50)
-    # rollback shape, as the netcode sends it: restore a snapshot, replay `depth` frames
-    # (each followed by a snapshot), draw the last one, hash a checkpoint
     base = (await channel.request(m.BATCH, {"ops": [{"op": m.OP_SNAPSHOT}]}))["results"][0]["frame"]
     out = {"runtime": channel.ready["runtime"], "step_rtt_ms": step_rtt, "step_worker_ms": step_worker,
            "step_to_worker_ms": to_worker, "step_from_worker_ms": from_worker, "batch": {}}
+    shapes = {}
+    # the brief's rollback: restore, replay 8 frames, snapshot, hash
+    plain = [{"op": m.OP_RESTORE, "frame": base}]
+    for i in range(8):
+        plain.append({"op": m.OP_STEP, "actions": actions, "render": i == 7})
+    shapes["plain8"] = plain + [{"op": m.OP_SNAPSHOT}, {"op": m.OP_HASH}]
+    # as the netcode sends it: a snapshot after every replayed frame (any of them may be
+    # rolled back to later), the last one drawn, a checkpoint hashed
     for depth in depths:
         ops = [{"op": m.OP_RESTORE, "frame": base}]
         for i in range(depth):
             ops.append({"op": m.OP_STEP, "actions": actions, "render": i == depth - 1})
             ops.append({"op": m.OP_SNAPSHOT})
-        ops.append({"op": m.OP_HASH, "frame": base})
+        shapes[str(depth)] = ops + [{"op": m.OP_HASH, "frame": base}]
+    for name in shapes:
         rtt, inside = [], []
         for _ in range(batches):
-            r = await channel.request(m.BATCH, {"ops": ops})
+            r = await channel.request(m.BATCH, {"ops": shapes[name]})
             rtt.append(r["t_received"] - r["t_sent"])
             inside.append(r["t_worker_end"] - r["t_worker_start"])
-        out["batch"][str(depth)] = {"rtt_ms": rtt, "worker_ms": inside}
+        out["batch"][name] = {"rtt_ms": rtt, "worker_ms": inside}
     ui.attr("bench", json.dumps(out))

@@ -64,40 +64,32 @@ def _npm_tarball_name(name: str, version: str) -> str:
     return f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
 
 
-def fetch_npm(entry: dict, cache: Path) -> Path:
-    target = cache / _npm_tarball_name(entry["name"], entry["version"])
+def _download(entry: dict, target: Path, command: list[str], what: str) -> Path:
+    """Run `command` to put the registry artifact at `target` (unless cached), then check it."""
     if not target.exists():
-        if shutil.which("npm") is None:
-            raise VendorError("npm is needed to vendor the browser runtime; install Node.js/npm")
-        spec = f"{entry['name']}@{entry['version']}"
-        print(f"vendor: npm pack {spec}", flush=True)
-        proc = subprocess.run(
-            ["npm", "pack", spec, "--pack-destination", str(cache), "--silent"],
-            capture_output=True,
-            text=True,
-        )
+        print(f"vendor: {what}", flush=True)
+        proc = subprocess.run(command, capture_output=True, text=True)
         if proc.returncode != 0 or not target.exists():
-            raise VendorError(f"npm pack {spec} failed:\n{proc.stderr.strip()}")
+            raise VendorError(f"{what} failed:\n{proc.stderr.strip()}")
     verify(target, entry["sha256"], entry["name"])
     return target
+
+
+def fetch_npm(entry: dict, cache: Path) -> Path:
+    target = cache / _npm_tarball_name(entry["name"], entry["version"])
+    if not target.exists() and shutil.which("npm") is None:
+        raise VendorError("npm is needed to vendor the browser runtime; install Node.js/npm")
+    spec = f"{entry['name']}@{entry['version']}"
+    return _download(entry, target, ["npm", "pack", spec, "--pack-destination", str(cache), "--silent"],
+                     f"npm pack {spec}")
 
 
 def fetch_pypi(entry: dict, cache: Path) -> Path:
-    target = cache / entry["file"]
-    if not target.exists():
-        spec = f"{entry['name']}=={entry['version']}"
-        print(f"vendor: pip download {spec}", flush=True)
-        # Pyodide's Python is newer than the host's; ask for any pure-Python wheel.
-        proc = subprocess.run(
-            [sys.executable, "-m", "pip", "download", spec, "--no-deps", "--only-binary=:all:",
-             "--python-version", "3.13", "-d", str(cache), "-q"],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0 or not target.exists():
-            raise VendorError(f"pip download {spec} failed:\n{proc.stderr.strip()}")
-    verify(target, entry["sha256"], entry["name"])
-    return target
+    spec = f"{entry['name']}=={entry['version']}"
+    # Pyodide's Python is newer than the host's; ask for any pure-Python wheel.
+    command = [sys.executable, "-m", "pip", "download", spec, "--no-deps", "--only-binary=:all:",
+               "--python-version", "3.13", "-d", str(cache), "-q"]
+    return _download(entry, cache / entry["file"], command, f"pip download {spec}")
 
 
 def extract_npm(tarball: Path, mapping: dict[str, str], dest: Path) -> None:

@@ -22,16 +22,22 @@ def kitchen(tmp_path, **fields):
     return exps
 
 
-def open_pair(server, new_page, query=""):
+def open_pages(server, new_page, count, query="", timeout=90):
+    """Open `count` pages at once (each boots Pyodide concurrently), start them all."""
     pages = []
-    for _ in range(2):
+    for _ in range(count):
         page, watch = new_page()
-        page.goto(server.url + "/x/kitchen" + query)
+        page.goto(server.url + "/x/kitchen" + query, wait_until="commit")
         pages.append((page, watch))
     for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
+        assert wait_stage(page, "ready", "error", timeout=timeout) == "ready", watch.dump()
     for page, _ in pages:
         page.keyboard.press("Enter")
+    return pages
+
+
+def open_pair(server, new_page, query=""):
+    pages = open_pages(server, new_page, 2, query)
     for page, watch in pages:
         assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
     return pages
@@ -126,16 +132,8 @@ def test_tab_hidden_past_the_focus_timeout_ends_the_room_with_a_reason(tmp_path,
 
 
 def run_concurrent_rooms(server, new_page, rooms: int, query: str = "") -> list[dict]:
-    """Open 2*rooms pages at once (each boots Pyodide concurrently), play, collect."""
-    pages = []
-    for _ in range(2 * rooms):
-        page, watch = new_page()
-        page.goto(server.url + "/x/kitchen" + query, wait_until="commit")
-        pages.append((page, watch))
-    for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=180) == "ready", watch.dump()
-    for page, _ in pages:
-        page.keyboard.press("Enter")
+    """2*rooms pages booting at once, played to the end; what each page reports."""
+    pages = open_pages(server, new_page, 2 * rooms, query, timeout=180)
     for page, watch in pages:
         assert wait_stage(page, "done", "error", timeout=180) == "done", watch.dump()
     for page, _ in pages:
