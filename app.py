@@ -16,6 +16,7 @@ import socketio
 from quart import Quart
 
 from server.experiment import ExperimentError, load_experiments
+from server.flow import Flow
 from server.packages import PackageConfigError, PackageSource
 from server.relay import Relay
 from server.settings import ROOT, ServerSettings
@@ -61,6 +62,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     )
     handlers = SocketHandlers(sio, store, experiments)
     relay = Relay(sio, handlers, store, experiments)
+    Flow(handlers, store, experiments)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
 

@@ -134,7 +134,7 @@ async def boot(cfg, socket, fatal):
     # snapshots the rollback may need: the prediction window plus input delay, with slack
     ring = mp["max_prediction"] + mp["input_delay"] + 6 if mp else 9
     await channel.request(m.INIT, {"options": {"ring_size": ring}})
-    ui.set_stage("installing")
+    ui.boot_stage("installing")
     ui.progress("Installing packages…", 50)
     await channel.request(m.INSTALL_PACKAGES, {"packages": cfg["packages"]})
     ui.progress("Loading environment…", 88)
@@ -143,6 +143,7 @@ async def boot(cfg, socket, fatal):
     await channel.request(m.RUN_INIT_CODE, {"code": cfg["env_source"],
                                             "filename": cfg["env_filename"]})
     ui.progress("Ready", 100)
+    ui.boot_stage("booted")
     mark("env-ready")
     return channel
 
@@ -155,61 +156,22 @@ def on_uncaught(event):
         ui.error("unexpected page error: " + str(js.String(reason)))
 
 
-async def main():
-    window.addEventListener("error", on_uncaught)
-    window.addEventListener("unhandledrejection", on_uncaught)
-    cfg = json.loads(document.getElementById("coplay-config").textContent)
-    params = url_params()
-    pid = participant_id(params)
-    socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
-                         "url_params": params}, ui)
-    fatal = Fatal(socket)
-    try:
-        booting = asyncio.create_task(boot(cfg, socket, fatal))
-        # Game modules are compiled while the worker boots, in a task of their own, so
-        # our main-thread start-up is never one long block.
-        await sleep_ms(0)
-        from pages.controls import ActionSelector
-        from pages.game import play_episode
-        from pages.renderer import CanvasRenderer
+async def run_game(cfg, channel, socket, selector, renderer):
+    """The game scene: ready screen, start key, one episode. Returns its result."""
+    from pages.game import play_episode
 
-        channel = await booting
-        search = js.URLSearchParams.new(window.location.search)
-        if search.get("bench") == "1":
-            from pages.bench import run_channel_bench
+    ui.set_stage("ready")
+    if not cfg["auto_start"]:
+        ui.message(cfg["instructions"] or "Press Space to start.")
+        await wait_for_start(cfg, selector)
+    if cfg["multiplayer"]:
+        from pages.multiplayer import play_multiplayer
 
-            await run_channel_bench(channel, cfg, ui)
-            ui.set_stage("done")
-            return
-        if search.get("synctest") is not None:
-            from pages.synctest import run_in_page
+        return await play_multiplayer(cfg, channel, renderer, selector, socket, ui)
+    return await play_episode(cfg, channel, renderer, selector, socket, ui)
 
-            await run_in_page(channel, cfg, ui, int(search.get("synctest")))
-            ui.set_stage("done")
-            return
-        selector = ActionSelector(cfg["controls"], cfg["default_action"])
-        renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
-        bind_keyboard(selector)
-        ui.set_stage("ready")
-        if not cfg["auto_start"]:
-            hint = cfg["instructions"] or "Press Space to start."
-            ui.message(hint)
-            await wait_for_start(cfg, selector)
-        if cfg["multiplayer"]:
-            from pages.multiplayer import play_multiplayer
 
-            result = await play_multiplayer(cfg, channel, renderer, selector, socket, ui)
-        else:
-            result = await play_episode(cfg, channel, renderer, selector, socket, ui)
-    except WorkerError as exc:
-        fatal(str(exc), exc.reply.get("traceback", ""))
-        return
-    except ChannelDead as exc:
-        fatal(str(exc))
-        return
-    except Exception as exc:
-        fatal("unexpected error on the page: " + type(exc).__name__ + ": " + str(exc))
-        raise
+def show_game_result(result):
     ui.set_stage("done")
     outcome = result.get("outcome", "completed")
     ui.attr("outcome", outcome)
@@ -221,10 +183,110 @@ async def main():
         ui.message("Your partner left the game. Your data has been saved — thank you!")
     elif outcome == "focus_lost":
         ui.message("The game ended because this tab was in the background for too long.")
+    elif outcome == "declined":
+        ui.message(result["message"])
+    elif outcome == "already_completed":
+        ui.message("You have already completed this study. Thank you!")
     else:
         score = result.get("total_reward", "")
         text = "Episode complete" + (" — score " + str(score) if score != "" else "")
         ui.message(text + ". Thank you!", True)
+
+
+async def run_scenes(cfg, socket, booting, ids):
+    """Walk the participant through the study's scenes, from where the server says they are."""
+    import pages.scenes as scenes
+    from pages.controls import ActionSelector
+    from pages.renderer import CanvasRenderer
+
+    hello = await socket.call("hello", {})
+    if not hello.get("ok"):
+        raise RuntimeError("could not reach the server: " + str(hello.get("error")))
+    index = hello["scene_index"]
+    plan = cfg["scenes"]
+    result = {"outcome": "already_completed"}
+    selector = None
+    renderer = None
+    while index < len(plan):
+        scene = plan[index]
+        kind = scene["type"]
+        answers = None
+        if kind == "end":
+            await scenes.end(scene, ui, ids)
+            return None
+        if kind == "game":
+            ui.enter_game()
+            channel = await booting
+            if selector is None:
+                selector = ActionSelector(cfg["controls"], cfg["default_action"])
+                renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
+                bind_keyboard(selector)
+            result = await run_game(cfg, channel, socket, selector, renderer)
+            outcome = result.get("outcome", "completed")
+            if outcome == "wait_timeout":
+                return result  # nothing more to do here: the fallback takes over
+        elif kind == "consent":
+            outcome, answers = await scenes.consent(scene, ui)
+            if outcome == "declined":
+                result = {"outcome": "declined", "message": scene["decline_message"]}
+        elif kind == "instructions":
+            outcome, answers = await scenes.instructions(scene, ui)
+        else:
+            outcome, answers = await scenes.survey(scene, ui)
+        report = {"index": index, "scene_id": scene["id"], "outcome": outcome}
+        if answers is not None:
+            report["answers"] = answers
+        ack = await socket.call("scene_done", report)
+        if not ack.get("ok"):
+            raise RuntimeError("could not save your progress: " + str(ack.get("error")))
+        index = ack["scene_index"]
+    return result
+
+
+async def main():
+    window.addEventListener("error", on_uncaught)
+    window.addEventListener("unhandledrejection", on_uncaught)
+    cfg = json.loads(document.getElementById("coplay-config").textContent)
+    params = url_params()
+    pid = participant_id(params)
+    ids = dict(params)
+    ids["participant_id"] = pid
+    socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
+                         "url_params": params}, ui)
+    fatal = Fatal(socket)
+    try:
+        booting = asyncio.create_task(boot(cfg, socket, fatal))
+        # Game modules are compiled while the worker boots, in a task of their own, so
+        # our main-thread start-up is never one long block.
+        await sleep_ms(0)
+        import pages.game  # noqa: F401
+        import pages.renderer  # noqa: F401
+
+        search = js.URLSearchParams.new(window.location.search)
+        if search.get("bench") == "1" or search.get("synctest") is not None:
+            channel = await booting
+            if search.get("bench") == "1":
+                from pages.bench import run_channel_bench
+
+                await run_channel_bench(channel, cfg, ui)
+            else:
+                from pages.synctest import run_in_page
+
+                await run_in_page(channel, cfg, ui, int(search.get("synctest")))
+            ui.set_stage("done")
+            return
+        result = await run_scenes(cfg, socket, booting, ids)
+    except WorkerError as exc:
+        fatal(str(exc), exc.reply.get("traceback", ""))
+        return
+    except ChannelDead as exc:
+        fatal(str(exc))
+        return
+    except Exception as exc:
+        fatal("unexpected error on the page: " + type(exc).__name__ + ": " + str(exc))
+        raise
+    if result is not None:
+        show_game_result(result)
 
 
 asyncio.create_task(main())

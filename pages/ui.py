@@ -3,8 +3,9 @@ tests, ours and anyone's, can follow the page without reading pixels."""
 
 from js import document
 
-STAGES = ("loading", "installing", "ready", "waiting", "playing", "done", "error")
-SECTIONS = ("loader", "game", "message", "error")
+STAGES = ("loading", "installing", "ready", "waiting", "playing", "done", "error",
+          "consent", "instructions", "survey", "end")
+SECTIONS = ("loader", "game", "message", "error", "scene")
 
 
 def _el(name):
@@ -16,6 +17,8 @@ class Ui:
         self.body = document.body
         self.stage = "loading"
         self.percent = 0
+        self.scene = "game"  # the boot progress shows only while the game scene is up
+        self.boot = "loading"  # loading -> installing -> booted
 
     def attr(self, name, value):
         self.body.setAttribute("data-" + name, str(value))
@@ -32,6 +35,23 @@ class Ui:
             return  # an error screen stays up: never paper over it
         self.stage = stage
         self.attr("stage", stage)
+
+    def boot_stage(self, stage):
+        self.boot = stage
+        if self.scene == "game" and stage != "booted":
+            self.set_stage(stage)
+
+    def show_scene(self, kind):
+        self.scene = kind
+        self.set_stage(kind)
+        self.show("scene")
+
+    def enter_game(self):
+        """The game scene starts: show the loader if the env is still loading."""
+        self.scene = "game"
+        if self.boot != "booted":
+            self.set_stage(self.boot)
+            self.show("loader")
 
     def progress(self, message, percent):
         if self.stage not in ("loading", "installing"):

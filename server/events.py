@@ -102,3 +102,14 @@ class MpLeave(Strict):
 
 class Rtt(Strict):
     t: float
+
+
+class Hello(Strict):
+    pass
+
+
+class SceneDone(Strict):
+    index: int = Field(ge=0, le=1000)
+    scene_id: str = Field(min_length=1, max_length=40)
+    outcome: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
+    answers: dict[str, str | int] | None = Field(default=None, max_length=200)

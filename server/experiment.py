@@ -10,6 +10,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from server.scenes import Game, Scene, finish_scenes
+
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
 
@@ -75,6 +77,8 @@ class Experiment(BaseModel):
     canvas: tuple[int, int] = (480, 480)
     timeouts: Timeouts = Timeouts()
     multiplayer: Multiplayer = Multiplayer()
+    # the participant's path; without it the study is just the game
+    scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 
     # filled in by the loader, not by the researcher
     directory: Path = Field(default=Path("."), exclude=True)
@@ -94,6 +98,11 @@ class Experiment(BaseModel):
             if not key:
                 raise ValueError("a control key must be a KeyboardEvent.key name such as 'ArrowLeft'")
         return value
+
+    @model_validator(mode="after")
+    def _scenes(self) -> Experiment:
+        finish_scenes(self.scenes)
+        return self
 
     @model_validator(mode="after")
     def _start_key_not_a_control(self) -> Experiment:

@@ -27,6 +27,15 @@ CREATE TABLE IF NOT EXISTS steps (
     t_server REAL NOT NULL, metrics TEXT,
     PRIMARY KEY (episode_id, frame)
 );
+CREATE TABLE IF NOT EXISTS progress (
+    participant_id TEXT NOT NULL, experiment TEXT NOT NULL, scene_index INTEGER NOT NULL,
+    outcome TEXT, updated REAL NOT NULL, PRIMARY KEY (participant_id, experiment)
+);
+CREATE TABLE IF NOT EXISTS survey_responses (
+    participant_id TEXT NOT NULL, experiment TEXT NOT NULL, scene_id TEXT NOT NULL,
+    question_id TEXT NOT NULL, answer TEXT NOT NULL, t_server REAL NOT NULL,
+    PRIMARY KEY (participant_id, experiment, scene_id, question_id)
+);
 CREATE TABLE IF NOT EXISTS rooms (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, seed INTEGER NOT NULL, players TEXT NOT NULL,
     created REAL NOT NULL, ended REAL, status TEXT NOT NULL, end_frame INTEGER,
@@ -105,6 +114,29 @@ class Store:
             "UPDATE episodes SET ended=?, status=?, frames=?, total_reward=? WHERE id=?",
             (time.time(), status, frames, total_reward, eid),
         )
+        await self.conn.commit()
+
+    async def get_progress(self, pid: str, experiment: str) -> tuple[int, str | None]:
+        async with self.conn.execute(
+                "SELECT scene_index, outcome FROM progress WHERE participant_id=? AND experiment=?",
+                (pid, experiment)) as cur:
+            row = await cur.fetchone()
+        return (row[0], row[1]) if row else (0, None)
+
+    async def set_progress(self, pid: str, experiment: str, index: int, outcome: str | None,
+                           answers: dict[str, Any] | None = None, scene_id: str = "") -> None:
+        """Advance a participant and store a survey's answers in one transaction."""
+        now = time.time()
+        await self.conn.execute(
+            "INSERT INTO progress (participant_id, experiment, scene_index, outcome, updated)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (participant_id, experiment)"
+            " DO UPDATE SET scene_index=excluded.scene_index,"
+            " outcome=COALESCE(excluded.outcome, progress.outcome), updated=excluded.updated",
+            (pid, experiment, index, outcome, now))
+        if answers:
+            await self.conn.executemany(
+                "INSERT OR REPLACE INTO survey_responses VALUES (?,?,?,?,?,?)",
+                [(pid, experiment, scene_id, q, json.dumps(a), now) for q, a in answers.items()])
         await self.conn.commit()
 
     async def save_room(self, room: dict[str, Any]) -> None:

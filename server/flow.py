@@ -1,0 +1,68 @@
+"""Where each participant is in the study (scene by scene), so a reload resumes at the
+same scene and a finished participant sees the end scene, not a second run. Survey
+answers are checked against the survey's questions before anything is stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.events import Hello, SceneDone
+from server.experiment import Experiment
+from server.scenes import Survey
+from server.sockets import Rejected, SocketHandlers
+from server.storage import Store
+
+MAX_TEXT = 5000
+
+
+def check_answers(survey: Survey, answers: dict[str, Any] | None) -> dict[str, Any]:
+    answers = answers or {}
+    known = {q.id for q in survey.questions}
+    unknown = sorted(set(answers) - known)
+    if unknown:
+        raise Rejected(f"unknown question(s): {', '.join(unknown)}")
+    clean = {}
+    for q in survey.questions:
+        value = answers.get(q.id)
+        if value is None or value == "":
+            if q.required:
+                raise Rejected(f"question {q.id!r} needs an answer")
+            continue
+        if q.kind in ("likert", "choice") and str(value) not in q.options:
+            raise Rejected(f"question {q.id!r}: {value!r} is not one of its options")
+        if q.kind == "text" and len(str(value)) > MAX_TEXT:
+            raise Rejected(f"question {q.id!r}: answer longer than {MAX_TEXT} characters")
+        clean[q.id] = value
+    return clean
+
+
+class Flow:
+    def __init__(self, sockets: SocketHandlers, store: Store, experiments: dict[str, Experiment]):
+        self.store = store
+        self.experiments = experiments
+        sockets.register("hello", Hello, self.hello)
+        sockets.register("scene_done", SceneDone, self.scene_done)
+
+    async def hello(self, sid: str, session: dict, p: Hello) -> dict:
+        index, outcome = await self.store.get_progress(session["participant_id"], session["experiment"])
+        return {"ok": True, "scene_index": index, "outcome": outcome}
+
+    async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:
+        exp = self.experiments[session["experiment"]]
+        pid = session["participant_id"]
+        index, _ = await self.store.get_progress(pid, exp.name)
+        if p.index < index:
+            return {"ok": True, "scene_index": index}  # a resend of something already recorded
+        if p.index != index or index >= len(exp.scenes):
+            raise Rejected(f"scene {p.index} is not this participant's current scene ({index})")
+        scene = exp.scenes[index]
+        if p.scene_id != scene.id:
+            raise Rejected(f"scene {index} is {scene.id!r}, not {p.scene_id!r}")
+        answers = check_answers(scene, p.answers) if isinstance(scene, Survey) else None
+        following = index + 1
+        if scene.type == "consent" and p.outcome == "declined":
+            # straight to the end scene (or past the last scene if there is none)
+            following = len(exp.scenes) - 1 if exp.scenes[-1].type == "end" else len(exp.scenes)
+        await self.store.set_progress(pid, exp.name, following, p.outcome, answers, scene.id)
+        await self.store.add_event(pid, None, "scene", {"index": index, "id": scene.id, "outcome": p.outcome})
+        return {"ok": True, "scene_index": following}

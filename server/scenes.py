@@ -1,0 +1,91 @@
+"""The participant's path through a study: an ordered list of scenes. Each is a plain
+dict in the experiment file, e.g. ``{"type": "consent", "html": "..."}``; the game scene
+plays the experiment's env with its top-level settings."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCENE_ID = Field(default="", pattern=r"^[a-z0-9_-]{0,40}$")
+
+
+class SceneBase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = SCENE_ID  # defaults to "<type>-<position>"
+
+
+class Consent(SceneBase):
+    type: Literal["consent"]
+    html: str = Field(min_length=1)
+    agree: str = "I agree"
+    decline: str = "I do not agree"
+    decline_message: str = "You chose not to take part. Thank you for your time — you may close this page."
+
+
+class Instructions(SceneBase):
+    type: Literal["instructions"]
+    pages: list[str] = Field(min_length=1)  # HTML, one page each, with a Next button
+
+
+class Game(SceneBase):
+    type: Literal["game"]
+
+
+class Question(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_]{1,40}$")
+    kind: Literal["likert", "choice", "text"]
+    prompt: str = Field(min_length=1)
+    options: list[str] = []  # choice options; likert labels (default 1..7)
+    required: bool = True
+
+    @model_validator(mode="after")
+    def _options(self) -> Question:
+        if self.kind == "choice" and len(self.options) < 2:
+            raise ValueError(f"question {self.id!r}: a choice question needs at least 2 options")
+        if self.kind == "likert" and not self.options:
+            self.options = [str(i) for i in range(1, 8)]
+        return self
+
+
+class Survey(SceneBase):
+    type: Literal["survey"]
+    title: str = ""
+    questions: list[Question] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Survey:
+        ids = [q.id for q in self.questions]
+        if len(set(ids)) != len(ids):
+            raise ValueError("question ids must be unique within a survey")
+        return self
+
+
+class End(SceneBase):
+    type: Literal["end"]
+    html: str = "Thank you for taking part!"
+    completion_code: str | None = None
+    # may contain {PROLIFIC_PID}, {STUDY_ID}, {SESSION_ID}, {participant_id}, {completion_code}
+    redirect: str | None = None
+    redirect_after: float | None = Field(default=5.0, ge=0)  # seconds; None: only a link
+
+
+Scene = Annotated[Consent | Instructions | Game | Survey | End, Field(discriminator="type")]
+
+
+def finish_scenes(scenes: list) -> list:
+    """Give every scene an id and check the path makes sense."""
+    seen = set()
+    for i, scene in enumerate(scenes):
+        if not scene.id:
+            scene.id = f"{scene.type}-{i}"
+        if scene.id in seen:
+            raise ValueError(f"scene id {scene.id!r} is used twice")
+        seen.add(scene.id)
+    if sum(s.type == "end" for s in scenes) > 1 or any(s.type == "end" for s in scenes[:-1]):
+        raise ValueError("an end scene may only be the last scene")
+    if not any(s.type == "game" for s in scenes):
+        raise ValueError("the scenes must include a game scene")
+    return scenes
