@@ -15,6 +15,7 @@ from pathlib import Path
 import socketio
 from quart import Quart
 
+from server.admin import register_admin
 from server.experiment import ExperimentError, load_experiments
 from server.flow import Flow
 from server.packages import PackageConfigError, PackageSource
@@ -65,6 +66,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     Flow(handlers, store, experiments)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
+    register_admin(quart, experiments, settings.database, settings.admin_token)
 
     @quart.before_serving
     async def open_store() -> None:

@@ -72,6 +72,13 @@ def e2e(session: nox.Session) -> None:
 
 
 @nox.session
+def export(session: nox.Session) -> None:
+    """Export an experiment's data: nox -s export -- EXPERIMENT [--database ...] [--out exports]."""
+    session.install("-r", "requirements.txt")
+    session.run("python", "-m", "server.export", *session.posargs)
+
+
+@nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks, baselines side by side in the same run."""
     _ensure_chromium(session)

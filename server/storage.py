@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+# Columns added after a table first shipped: added to older databases on open.
+ADDED_COLUMNS = {"steps": ["metrics TEXT"], "rooms": ["end_reason TEXT"]}
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -61,6 +65,12 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = await aiosqlite.connect(self.path)
         await self.db.executescript(SCHEMA)
+        for table, columns in ADDED_COLUMNS.items():
+            async with self.db.execute(f"PRAGMA table_info({table})") as cur:
+                present = {row[1] for row in await cur.fetchall()}
+            for column in columns:
+                if column.split()[0] not in present:
+                    await self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
         await self.db.commit()
 
     async def close(self) -> None:

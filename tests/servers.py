@@ -49,7 +49,8 @@ class RunningServer:
 
 
 def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript_toml: Path | None = None,
-                 extra_args: list[str] | None = None, wait: float = 30.0) -> RunningServer:
+                 extra_args: list[str] | None = None, wait: float = 30.0,
+                 env: dict[str, str] | None = None) -> RunningServer:
     port = free_port()
     database = workdir / "coplay.sqlite"
     log_path = workdir / f"server-{port}.log"
@@ -61,7 +62,7 @@ def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript
     args += extra_args or []
     log_file = log_path.open("w")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:

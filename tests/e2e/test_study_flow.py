@@ -3,10 +3,13 @@ survey, end with a redirect carrying their id; a reload resumes where they were.
 
 from __future__ import annotations
 
+import csv
 import json
+import subprocess
+import sys
 
 from tests.e2e.browser import STAGE_RECORDER, body, wait_stage, wait_until
-from tests.servers import write_experiment
+from tests.servers import ROOT, write_experiment
 
 SCENES = [
     {"type": "consent", "html": "<p>You will play a short game. <b>Data is anonymous.</b></p>"},
@@ -70,6 +73,18 @@ def test_consent_to_redirect_with_a_reload_mid_game(tmp_path, servers, new_page)
     episodes = server.query("SELECT id, status, frames FROM episodes ORDER BY started")
     assert [e[1] for e in episodes][-1] == "completed" and episodes[-1][2] == 150
     assert server.query("SELECT count(*) FROM steps WHERE episode_id=?", episodes[-1][0]) == [(150,)]
+
+    # the export has every step of the finished episode and the survey answers
+    out = tmp_path / "export"
+    subprocess.run([sys.executable, "-m", "server.export", "study", "--database", str(server.database),
+                    "--experiments-dir", str(tmp_path / "experiments"), "--out", str(out)],
+                   check=True, cwd=ROOT, capture_output=True)
+    with (out / "study" / "steps.csv").open(newline="") as fh:
+        steps = [r for r in csv.DictReader(fh) if r["episode_id"] == episodes[-1][0]]
+    assert [int(r["frame"]) for r in steps] == list(range(1, 151))
+    with (out / "study" / "survey_responses.csv").open(newline="") as fh:
+        exported = {r["question_id"]: json.loads(r["answer"]) for r in csv.DictReader(fh)}
+    assert exported == {"fun": "5", "hand": "Right", "comments": "more levels please"}
 
     # a participant who finished sees the end scene again, not a second run
     page2, _ = new_page()
