@@ -121,7 +121,34 @@ def bind_keyboard(selector):
     window.addEventListener("blur", blur)
 
 
-async def boot(cfg, socket, fatal):
+class Hello:
+    """The server's hello (scene to resume, condition, env config), asked once at start
+    and awaited by both the boot (env config) and the scene flow."""
+
+    def __init__(self, socket):
+        self.reply = None
+        self._waiters = []
+        asyncio.create_task(self._ask(socket))
+
+    async def _ask(self, socket, attempts=5):
+        # retried: a busy main thread (or network) can let one acknowledgement time out
+        for _ in range(attempts):
+            self.reply = await socket.call("hello", {})
+            if self.reply.get("ok"):
+                break
+        for resolve in self._waiters:
+            resolve(True)
+        self._waiters = []
+
+    async def get(self):
+        if self.reply is None:
+            await js.Promise.new(lambda resolve, reject: self._waiters.append(resolve))
+        if not self.reply.get("ok"):
+            raise RuntimeError("could not reach the server: " + str(self.reply.get("error")))
+        return self.reply
+
+
+async def boot(cfg, socket, fatal, hello):
     window.addEventListener("py:progress", on_pyscript_progress)
     ui.progress("Loading Pyodide…", 5)
     transport = await find_transport(cfg["worker"])
@@ -138,7 +165,9 @@ async def boot(cfg, socket, fatal):
     ui.progress("Installing packages…", 50)
     await channel.request(m.INSTALL_PACKAGES, {"packages": cfg["packages"]})
     ui.progress("Loading environment…", 88)
-    await channel.request(m.SET_GLOBALS, {"globals": {"env_config": cfg["env_config"],
+    env_config = (await hello.get())["env_config"]  # this participant's condition
+    ui.attr("condition", (await hello.get())["condition"] or "")
+    await channel.request(m.SET_GLOBALS, {"globals": {"env_config": env_config,
                                                       "players": cfg["players"]}})
     await channel.request(m.RUN_INIT_CODE, {"code": cfg["env_source"],
                                             "filename": cfg["env_filename"]})
@@ -193,15 +222,13 @@ def show_game_result(result):
         ui.message(text + ". Thank you!", True)
 
 
-async def run_scenes(cfg, socket, booting, ids):
+async def run_scenes(cfg, socket, booting, ids, hello_box):
     """Walk the participant through the study's scenes, from where the server says they are."""
     import pages.scenes as scenes
     from pages.controls import ActionSelector
     from pages.renderer import CanvasRenderer
 
-    hello = await socket.call("hello", {})
-    if not hello.get("ok"):
-        raise RuntimeError("could not reach the server: " + str(hello.get("error")))
+    hello = await hello_box.get()
     index = hello["scene_index"]
     plan = cfg["scenes"]
     result = {"outcome": "already_completed"}
@@ -255,7 +282,8 @@ async def main():
                          "url_params": params}, ui)
     fatal = Fatal(socket)
     try:
-        booting = asyncio.create_task(boot(cfg, socket, fatal))
+        hello = Hello(socket)
+        booting = asyncio.create_task(boot(cfg, socket, fatal, hello))
         # Game modules are compiled while the worker boots, in a task of their own, so
         # our main-thread start-up is never one long block.
         await sleep_ms(0)
@@ -275,7 +303,7 @@ async def main():
                 await run_in_page(channel, cfg, ui, int(search.get("synctest")))
             ui.set_stage("done")
             return
-        result = await run_scenes(cfg, socket, booting, ids)
+        result = await run_scenes(cfg, socket, booting, ids, hello)
     except WorkerError as exc:
         fatal(str(exc), exc.reply.get("traceback", ""))
         return

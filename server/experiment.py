@@ -57,6 +57,14 @@ class Multiplayer(BaseModel):
     focus_loss_timeout: float = Field(30.0, gt=0)  # a tab hidden this long ends the room
 
 
+class Condition(BaseModel):
+    """A between-subject condition: its env_config entries override the experiment's."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=SLUG)
+    env_config: dict[str, Any] = {}
+
+
 class Experiment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -77,6 +85,8 @@ class Experiment(BaseModel):
     canvas: tuple[int, int] = (480, 480)
     timeouts: Timeouts = Timeouts()
     multiplayer: Multiplayer = Multiplayer()
+    # between-subject conditions, assigned on arrival to keep the counts balanced
+    conditions: list[Condition] = []
     # the participant's path; without it the study is just the game
     scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 
@@ -98,6 +108,19 @@ class Experiment(BaseModel):
             if not key:
                 raise ValueError("a control key must be a KeyboardEvent.key name such as 'ArrowLeft'")
         return value
+
+    @field_validator("conditions")
+    @classmethod
+    def _conditions_unique(cls, value: list[Condition]) -> list[Condition]:
+        if len({c.name for c in value}) != len(value):
+            raise ValueError("condition names must be unique")
+        return value
+
+    def env_config_for(self, condition: str | None) -> dict[str, Any]:
+        for c in self.conditions:
+            if c.name == condition:
+                return {**self.env_config, **c.env_config}
+        return dict(self.env_config)
 
     @model_validator(mode="after")
     def _scenes(self) -> Experiment:

@@ -4,6 +4,7 @@ answers are checked against the survey's questions before anything is stored."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from server.events import Hello, SceneDone
@@ -40,12 +41,21 @@ class Flow:
     def __init__(self, sockets: SocketHandlers, store: Store, experiments: dict[str, Experiment]):
         self.store = store
         self.experiments = experiments
+        self.assigning = asyncio.Lock()  # count-then-assign must not interleave
         sockets.register("hello", Hello, self.hello)
         sockets.register("scene_done", SceneDone, self.scene_done)
 
     async def hello(self, sid: str, session: dict, p: Hello) -> dict:
-        index, outcome = await self.store.get_progress(session["participant_id"], session["experiment"])
-        return {"ok": True, "scene_index": index, "outcome": outcome}
+        """Where the participant is, and the condition (and env config) they play under."""
+        exp = self.experiments[session["experiment"]]
+        pid = session["participant_id"]
+        condition = None
+        if exp.conditions:
+            async with self.assigning:
+                condition = await self.store.assign_condition(pid, exp.name, [c.name for c in exp.conditions])
+        index, outcome = await self.store.get_progress(pid, exp.name)
+        return {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
+                "env_config": exp.env_config_for(condition)}
 
     async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:
         exp = self.experiments[session["experiment"]]

@@ -22,9 +22,21 @@ from server.storage import Store
 log = logging.getLogger("coplay.relay")
 
 
+def queue_key(experiment: str, condition: str | None) -> str:
+    """Participants are matched only with others of the same experiment and condition."""
+    return experiment if condition is None else f"{experiment}/{condition}"
+
+
+def split_key(key: str) -> tuple[str, str | None]:
+    experiment, _, condition = key.partition("/")
+    return experiment, condition or None
+
+
 def room_record(room: Room, **extra: Any) -> dict:
+    experiment, condition = split_key(room.experiment)
     return {
-        "id": room.id, "experiment": room.experiment, "seed": room.seed, "created": room.created,
+        "id": room.id, "experiment": experiment, "condition": condition, "seed": room.seed,
+        "created": room.created,
         "players": {p: seat.participant_id for p, seat in room.seats.items()}, "status": room.status,
         "desyncs": room.desyncs,
         "inputs": {p: {str(f): v for f, v in rec.items()} for p, rec in room.inputs.items()},
@@ -68,14 +80,15 @@ class Relay:
                 raise Rejected("network shaping from the URL is disabled for this experiment")
             net = p.net.model_dump()
         seat = Seat(sid, session["participant_id"], p.episode_id, net)
+        key = queue_key(exp.name, await self.store.get_condition(session["participant_id"], exp.name))
         try:
-            room = self.mm.join(exp.name, seat, exp.players, horizon=mp.input_delay + mp.max_prediction + 90)
+            room = self.mm.join(key, seat, exp.players, horizon=mp.input_delay + mp.max_prediction + 90)
         except RoomError as exc:
             raise Rejected(str(exc)) from None
         if room is None:
-            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, exp))
-            await self._announce_waiting(exp)
-            return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(exp.name)),
+            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, key))
+            await self._announce_waiting(key)
+            return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(key)),
                     "size": len(exp.players)}
         for s in room.seats.values():
             timer = self.wait_timers.pop(s.sid, None)
@@ -86,21 +99,23 @@ class Relay:
         for player, s in room.seats.items():
             await self.sio.emit("room_start", {"room": room.id, "player": player, "players": room.players,
                                                "seed": room.seed}, to=s.sid)
-        await self._announce_waiting(exp)
+        await self._announce_waiting(key)
         return {"ok": True, "status": "matched", "room": room.id}
 
-    async def _announce_waiting(self, exp: Experiment) -> None:
-        queue = self.mm.waiting(exp.name)
+    async def _announce_waiting(self, key: str) -> None:
+        queue = self.mm.waiting(key)
+        size = len(self.experiments[split_key(key)[0]].players)
         for seat in queue:
-            await self.sio.emit("waiting", {"count": len(queue), "size": len(exp.players)}, to=seat.sid)
+            await self.sio.emit("waiting", {"count": len(queue), "size": size}, to=seat.sid)
 
-    async def _wait_timeout(self, sid: str, exp: Experiment) -> None:
+    async def _wait_timeout(self, sid: str, key: str) -> None:
+        exp = self.experiments[split_key(key)[0]]
         await asyncio.sleep(exp.multiplayer.wait_timeout)
         self.wait_timers.pop(sid, None)
         if self.mm.leave_queue(sid):
             await self.sio.emit("wait_timeout", {"message": exp.multiplayer.wait_timeout_message,
                                                  "redirect": exp.multiplayer.wait_timeout_redirect}, to=sid)
-            await self._announce_waiting(exp)
+            await self._announce_waiting(key)
 
     # -- play -------------------------------------------------------------------------
     def _room_and_player(self, sid: str) -> tuple[Room, str]:
@@ -165,13 +180,15 @@ class Relay:
         return {"ok": True}
 
     async def _finish(self, room: Room) -> None:
-        exp = self.experiments[room.experiment]
+        name, condition = split_key(room.experiment)
+        exp = self.experiments[name]
         self.mm.close(room)
         end_frame = max(frame for frame, _ in room.final.values()) - 1
         finals = {p: h for p, (_, h) in room.final.items()}
         try:
             result = await asyncio.to_thread(
-                replay, exp.env_source, exp.env_config, room.players, room.seed, room.inputs, end_frame,
+                replay, exp.env_source, exp.env_config_for(condition), room.players, room.seed, room.inputs,
+                end_frame,
                 exp.default_action, exp.env_path.name)
             replay_hash = result["hash"]
         except Exception as exc:  # the env raised in CPython: record it, keep serving
@@ -197,9 +214,9 @@ class Relay:
         timer = self.wait_timers.pop(sid, None)
         if timer is not None:
             timer.cancel()
-        experiment = self.mm.leave_queue(sid)
-        if experiment is not None:
-            await self._announce_waiting(self.experiments[experiment])
+        key = self.mm.leave_queue(sid)
+        if key is not None:
+            await self._announce_waiting(key)
             return
         await self._abandon(sid, "disconnected")
 

@@ -13,7 +13,8 @@ import aiosqlite
 SCHEMA = """
 PRAGMA journal_mode=WAL;
 CREATE TABLE IF NOT EXISTS participants (
-    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, url_params TEXT NOT NULL, created REAL NOT NULL
+    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, url_params TEXT NOT NULL, created REAL NOT NULL,
+    condition TEXT
 );
 CREATE TABLE IF NOT EXISTS episodes (
     id TEXT PRIMARY KEY, participant_id TEXT NOT NULL REFERENCES participants(id),
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS survey_responses (
 CREATE TABLE IF NOT EXISTS rooms (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, seed INTEGER NOT NULL, players TEXT NOT NULL,
     created REAL NOT NULL, ended REAL, status TEXT NOT NULL, end_frame INTEGER,
-    final_hashes TEXT, replay_hash TEXT, desyncs TEXT, inputs TEXT, end_reason TEXT
+    final_hashes TEXT, replay_hash TEXT, desyncs TEXT, inputs TEXT, end_reason TEXT, condition TEXT
 );
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id TEXT, episode_id TEXT,
@@ -49,7 +50,8 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 # Columns added after a table first shipped: added to older databases on open.
-ADDED_COLUMNS = {"steps": ["metrics TEXT"], "rooms": ["end_reason TEXT"]}
+ADDED_COLUMNS = {"steps": ["metrics TEXT"], "rooms": ["end_reason TEXT", "condition TEXT"],
+                 "participants": ["condition TEXT"]}
 
 
 def _json(value: Any) -> str:
@@ -126,6 +128,32 @@ class Store:
         )
         await self.conn.commit()
 
+    async def assign_condition(self, pid: str, experiment: str, names: list[str]) -> str:
+        """The participant's condition; a newcomer gets the least-used one (ties: the first
+        listed), so counts stay balanced. Callers serialise calls per experiment."""
+        async with self.conn.execute("SELECT condition FROM participants WHERE id=? AND experiment=?",
+                                     (pid, experiment)) as cur:
+            row = await cur.fetchone()
+        if row and row[0] in names:
+            return row[0]
+        counts = dict.fromkeys(names, 0)
+        async with self.conn.execute("SELECT condition, count(*) FROM participants WHERE experiment=?"
+                                     " GROUP BY condition", (experiment,)) as cur:
+            for name, count in await cur.fetchall():
+                if name in counts:
+                    counts[name] = count
+        chosen = min(names, key=lambda n: counts[n])
+        await self.conn.execute("UPDATE participants SET condition=? WHERE id=? AND experiment=?",
+                                (chosen, pid, experiment))
+        await self.conn.commit()
+        return chosen
+
+    async def get_condition(self, pid: str, experiment: str) -> str | None:
+        async with self.conn.execute("SELECT condition FROM participants WHERE id=? AND experiment=?",
+                                     (pid, experiment)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None
+
     async def get_progress(self, pid: str, experiment: str) -> tuple[int, str | None]:
         async with self.conn.execute(
                 "SELECT scene_index, outcome FROM progress WHERE participant_id=? AND experiment=?",
@@ -153,11 +181,12 @@ class Store:
         """Insert or replace a room's record (called when it starts and when it ends)."""
         await self.conn.execute(
             "INSERT OR REPLACE INTO rooms (id, experiment, seed, players, created, ended, status, end_frame,"
-            " final_hashes, replay_hash, desyncs, inputs, end_reason) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " final_hashes, replay_hash, desyncs, inputs, end_reason, condition)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (room["id"], room["experiment"], room["seed"], _json(room["players"]), room["created"],
              room.get("ended"), room["status"], room.get("end_frame"), _json(room.get("final_hashes", {})),
              room.get("replay_hash"), _json(room.get("desyncs", [])), _json(room.get("inputs", {})),
-             room.get("end_reason")),
+             room.get("end_reason"), room.get("condition")),
         )
         await self.conn.commit()
 

@@ -131,15 +131,27 @@ def test_tab_hidden_past_the_focus_timeout_ends_the_room_with_a_reason(tmp_path,
     assert status == "abandoned" and reason.endswith("focus_lost")
 
 
-def run_concurrent_rooms(server, new_page, rooms: int, query: str = "") -> list[dict]:
-    """2*rooms pages booting at once, played to the end; what each page reports."""
-    pages = open_pages(server, new_page, 2 * rooms, query, timeout=180)
+def run_concurrent_rooms(server, new_page, rooms: int, query: str = "", strict: bool = True) -> list[dict]:
+    """2*rooms pages booting at once, played to the end; what each page reports.
+    `strict=False` (the baseline) records failures instead of asserting."""
+    if strict:
+        pages = open_pages(server, new_page, 2 * rooms, query, timeout=180)
+    else:
+        pages = []
+        for _ in range(2 * rooms):
+            page, watch = new_page()
+            page.goto(server.url + "/x/kitchen" + query, wait_until="commit")
+            pages.append((page, watch))
+        for page, _ in pages:
+            if wait_stage(page, "ready", "error", timeout=180) == "ready":
+                page.keyboard.press("Enter")
     for page, watch in pages:
-        assert wait_stage(page, "done", "error", timeout=180) == "done", watch.dump()
-    for page, _ in pages:
-        page.wait_for_selector("body[data-room-status]", state="attached", timeout=30000)
-    return [{k: body(page, k) for k in ("room", "state-hash", "replay-hash", "room-status", "disconnects")}
-            for page, _ in pages]
+        stage = wait_stage(page, "done", "error", timeout=180)
+        assert stage == "done" or not strict, watch.dump()
+        if stage == "done":
+            page.wait_for_selector("body[data-room-status]", state="attached", timeout=30000)
+    return [{k: body(page, k) for k in ("stage", "room", "state-hash", "replay-hash", "room-status",
+                                        "disconnects")} for page, _ in pages]
 
 
 def test_three_rooms_booting_at_once_finish_without_disconnects(tmp_path, servers, new_page, record_property):
@@ -154,7 +166,9 @@ def test_three_rooms_booting_at_once_finish_without_disconnects(tmp_path, server
 
     # Contrast, recorded only: the same with Pyodide on each page's main thread.
     baseline = servers(experiments_dir=kitchen(tmp_path / "baseline", max_steps=150))
-    base = run_concurrent_rooms(baseline, new_page, rooms=3, query="?worker=0")
-    disconnects = sum(int(r["disconnects"]) for r in base)
+    base = run_concurrent_rooms(baseline, new_page, rooms=3, query="?worker=0", strict=False)
+    disconnects = sum(int(r["disconnects"] or 0) for r in base)
+    failed = sum(r["stage"] != "done" for r in base)
     record_property("worker0_disconnects_6_pages", disconnects)
-    print(f"6 pages at once: worker disconnects 0, ?worker=0 disconnects {disconnects}")
+    record_property("worker0_failed_pages_6_pages", failed)
+    print(f"6 pages at once: ?worker=0 disconnects {disconnects}, failed pages {failed}")

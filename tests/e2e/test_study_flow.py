@@ -102,3 +102,26 @@ def test_declining_consent_ends_politely_without_playing(tmp_path, servers, new_
     assert wait_stage(page, "end", "error") == "end"
     assert server.query("SELECT scene_index, outcome FROM progress") == [(4, "declined")]
     assert server.query("SELECT count(*) FROM episodes") == [(0,)]
+
+
+def test_conditions_are_assigned_in_balance_and_change_the_env(tmp_path, servers, new_page):
+    exps = tmp_path / "experiments"
+    write_experiment(exps, "cond", max_steps=40, auto_start=True, env_config={"lives": 99},
+                     conditions=[{"name": "fast", "env_config": {"basket_speed": 30}},
+                                 {"name": "slow", "env_config": {"basket_speed": 2}}])
+    server = servers(experiments_dir=exps)
+    for pid in ("alice", "bob"):
+        page, watch = new_page()
+        page.goto(f"{server.url}/x/cond?participant_id={pid}")
+        page.wait_for_selector("body[data-stage=playing]", state="attached", timeout=60000)
+        page.keyboard.down("ArrowLeft")
+        assert wait_stage(page, "done", "error", timeout=30) == "done", watch.dump()
+        page.keyboard.up("ArrowLeft")
+    conditions = dict(server.query("SELECT id, condition FROM participants"))
+    assert conditions == {"alice": "fast", "bob": "slow"}
+    for pid, speed in (("alice", 30), ("bob", 2)):
+        xs = [json.loads(info)["basket_x"] for (info,) in server.query(
+            "SELECT s.info FROM steps s JOIN episodes e ON e.id = s.episode_id "
+            "WHERE e.participant_id = ? ORDER BY s.frame", pid)]
+        moves = {a - b for a, b in zip(xs, xs[1:], strict=False) if a != b}
+        assert speed in moves, (pid, sorted(moves))

@@ -67,3 +67,37 @@ def test_valid_answers_pass_and_optional_ones_may_be_missing():
 def test_bad_answers_are_refused(answers, message):
     with pytest.raises(Rejected, match=message):
         check_answers(SURVEY, answers)
+
+
+def test_condition_assignment_is_balanced_and_sticky(tmp_path):
+    import asyncio
+
+    from server.storage import Store
+
+    async def scenario():
+        store = Store(tmp_path / "c.sqlite")
+        await store.open()
+        names = ["easy", "hard", "mixed"]
+        got = []
+        for i in range(10):
+            await store.upsert_participant(f"p{i}", "exp", {})
+            got.append(await store.assign_condition(f"p{i}", "exp", names))
+        again = await store.assign_condition("p3", "exp", names)
+        await store.close()
+        return got, again
+
+    got, again = asyncio.run(scenario())
+    assert got == ["easy", "hard", "mixed"] * 3 + ["easy"]  # least-used first, ties in listed order
+    assert again == got[3]  # a returning participant keeps their condition
+    assert max(got.count(n) for n in set(got)) - min(got.count(n) for n in set(got)) <= 1
+
+
+def test_condition_env_config_overrides_the_experiment(tmp_path):
+    exp = load_experiment(write_experiment(tmp_path, "c", env_config={"lives": 3, "speed": 1}, conditions=[
+        {"name": "fast", "env_config": {"speed": 9}}, {"name": "slow"}]) / "experiment.py")
+    assert exp.env_config_for("fast") == {"lives": 3, "speed": 9}
+    assert exp.env_config_for("slow") == {"lives": 3, "speed": 1}
+    assert exp.env_config_for(None) == {"lives": 3, "speed": 1}
+    with pytest.raises(ExperimentError, match="condition names must be unique"):
+        load_experiment(write_experiment(tmp_path, "d", conditions=[{"name": "a"}, {"name": "a"}])
+                        / "experiment.py")

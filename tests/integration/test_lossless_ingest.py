@@ -1,0 +1,41 @@
+"""Step batches sent out of order, twice, and across a server restart (the real process
+stopped and started on the same database) are stored exactly once each."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import participant
+from tests.servers import start_server
+
+
+def batch(frames):
+    return [{"frame": f, "actions": {"p0": "left"}, "rewards": {"p0": 0}, "done": False, "info": {"f": f}}
+            for f in frames]
+
+
+@pytest.mark.asyncio
+async def test_out_of_order_duplicated_and_restarted_batches_store_each_record_once(tmp_path):
+    first = start_server(tmp_path)
+    try:
+        async with participant(first.url, "keeper") as p:
+            assert (await p.call("episode_start", {"episode_id": "ep-keep", "seed": 1}))["ok"]
+            later = await p.call("steps", {"episode_id": "ep-keep", "records": batch(range(30, 60))})
+            earlier = await p.call("steps", {"episode_id": "ep-keep", "records": batch(range(0, 30))})
+            assert later["stored"] == earlier["stored"] == 30
+            dup = await p.call("steps", {"episode_id": "ep-keep", "records": batch(range(0, 30))})
+            assert dup == {"ok": True, "stored": 0, "received": 30}
+    finally:
+        first.stop()
+
+    second = start_server(tmp_path)  # same working directory: same SQLite file
+    try:
+        assert second.database == first.database
+        async with participant(second.url, "keeper") as p:
+            overlap = await p.call("steps", {"episode_id": "ep-keep", "records": batch(range(50, 90))})
+            assert overlap["ok"] and overlap["stored"] == 30  # 50-59 were already there
+        rows = second.query("SELECT frame FROM steps WHERE episode_id='ep-keep' ORDER BY frame")
+        frames = [f for (f,) in rows]
+        assert frames == list(range(90))
+    finally:
+        second.stop()
