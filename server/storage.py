@@ -115,11 +115,15 @@ class Store:
              r.get("t_received"), now, _json(r.get("metrics") or {}))
             for r in records
         ]
-        before = self.conn.total_changes
-        await self.conn.executemany(
+        # rowcount of this statement, not connection.total_changes: reading the connection
+        # from the event loop while aiosqlite's thread runs another statement is unsafe
+        # (and would count other participants' rows)
+        cur = await self.conn.executemany(
             "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
+        stored = cur.rowcount
+        await cur.close()
         await self.conn.commit()
-        return self.conn.total_changes - before
+        return stored
 
     async def end_episode(self, eid: str, status: str, frames: int, total_reward: float) -> None:
         await self.conn.execute(

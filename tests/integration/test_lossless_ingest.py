@@ -39,3 +39,25 @@ async def test_out_of_order_duplicated_and_restarted_batches_store_each_record_o
         assert frames == list(range(90))
     finally:
         second.stop()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_participants_each_get_their_own_exact_count(tmp_path):
+    import asyncio
+
+    server = start_server(tmp_path)
+    try:
+        async def one(i):
+            async with participant(server.url, f"crowd-{i}") as p:
+                assert (await p.call("episode_start", {"episode_id": f"ep-crowd-{i}", "seed": i}))["ok"]
+                acks = []
+                for k in range(5):
+                    records = batch(range(k * 100, (k + 1) * 100))
+                    acks.append(await p.call("steps", {"episode_id": f"ep-crowd-{i}", "records": records}))
+                return acks
+
+        results = await asyncio.gather(*[one(i) for i in range(20)])
+        assert all(ack == {"ok": True, "stored": 100, "received": 100} for acks in results for ack in acks)
+        assert server.query("SELECT count(*) FROM steps") == [(20 * 500,)]
+    finally:
+        server.stop()

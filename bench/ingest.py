@@ -1,0 +1,145 @@
+"""Issue 5 figures: step-record ingest through Socket.IO (validated, acknowledged,
+stored in SQLite) vs the same inserts straight into the store (the baseline), ack
+latency under a realistic load, and export time for a million step rows."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import socketio
+
+from bench.common import summary
+from server.experiment import load_experiment
+from server.export import export
+from server.storage import Store
+from tests.servers import start_server, write_experiment
+
+
+def records(start: int, count: int) -> list[dict]:
+    return [{"frame": f, "actions": {"p0": "left"}, "rewards": {"p0": 0}, "done": False,
+             "info": {"basket_x": f % 480, "score": 0}, "t_client": 1.0 * f}
+            for f in range(start, start + count)]
+
+
+async def _client(url: str, i: int) -> socketio.AsyncClient:
+    client = socketio.AsyncClient()
+    await client.connect(url, auth={"participant_id": f"load-{i}", "experiment": "catch"},
+                         transports=["websocket"])
+    await client.call("episode_start", {"episode_id": f"ep-{i}", "seed": i})
+    return client
+
+
+async def _realistic(url: str, participants: int, seconds: float, per_second: int) -> dict:
+    clients = await asyncio.gather(*[_client(url, i) for i in range(participants)])
+    acks: list[float] = []
+    stored = 0
+
+    async def run(i: int, client: socketio.AsyncClient) -> None:
+        nonlocal stored
+        frame = 0
+        end = time.perf_counter() + seconds
+        await asyncio.sleep(i / participants)  # spread the batches over the second
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            ack = await client.call("steps", {"episode_id": f"ep-{i}", "records": records(frame, per_second)})
+            acks.append((time.perf_counter() - t) * 1000)
+            stored += ack["stored"]
+            frame += per_second
+            await asyncio.sleep(max(0.0, 1.0 - (time.perf_counter() - t)))
+
+    await asyncio.gather(*[run(i, c) for i, c in enumerate(clients)])
+    for c in clients:
+        await c.disconnect()
+    return {"ack_ms": summary(acks), "records": stored}
+
+
+async def _saturate(url: str, participants: int, batch: int, seconds: float) -> dict:
+    clients = await asyncio.gather(*[_client(url, 1000 + i) for i in range(participants)])
+    stored = 0
+    start = time.perf_counter()
+
+    async def run(i: int, client: socketio.AsyncClient) -> None:
+        nonlocal stored
+        frame = 0
+        while time.perf_counter() - start < seconds:
+            payload = {"episode_id": f"ep-{1000 + i}", "records": records(frame, batch)}
+            ack = await client.call("steps", payload, timeout=60)
+            if not ack.get("ok"):
+                raise RuntimeError(f"ingest refused: {ack}")
+            stored += ack["stored"]
+            frame += batch
+
+    await asyncio.gather(*[run(i, c) for i, c in enumerate(clients)])
+    elapsed = time.perf_counter() - start
+    for c in clients:
+        await c.disconnect()
+    return {"records_per_s": round(stored / elapsed), "records": stored, "seconds": round(elapsed, 1)}
+
+
+async def _direct(path: Path, batch: int, seconds: float) -> dict:
+    store = Store(path)
+    await store.open()
+    await store.upsert_participant("direct", "catch", {})
+    await store.start_episode("ep-direct", "direct", "catch", 1, {})
+    stored, frame, start = 0, 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        stored += await store.add_steps("ep-direct", records(frame, batch))
+        frame += batch
+    elapsed = time.perf_counter() - start
+    await store.close()
+    return {"records_per_s": round(stored / elapsed), "records": stored}
+
+
+def _in_thread(coro):
+    # Playwright's sync API may own this thread's loop; run ours on a fresh thread.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def export_million(work: Path, rows: int = 1_000_000) -> dict:
+    exp = load_experiment(write_experiment(work / "export-exps", "catch") / "experiment.py")
+    db = work / "million.sqlite"
+    _in_thread(_prepare(db))
+    conn = sqlite3.connect(db)
+    info = '{"basket_x":240,"lives":3,"score":0}'
+    conn.executemany(
+        "INSERT INTO steps (episode_id, frame, actions, rewards, done, info, t_client, t_server)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        ((f"ep-{f // 1800}", f % 1800, '{"p0":"left"}', '{"p0":0}', 0, info, 1.0, 2.0) for f in range(rows)))
+    conn.executemany("INSERT INTO episodes (id, participant_id, experiment, started) VALUES (?,?,?,?)",
+                     ((f"ep-{e}", "p", "catch", 0.0) for e in range(rows // 1800 + 1)))
+    conn.commit()
+    t = time.perf_counter()
+    raw = sum(1 for _ in conn.execute("SELECT * FROM steps"))
+    select_s = time.perf_counter() - t
+    conn.close()
+    t = time.perf_counter()
+    manifest = export(db, exp, work / "export-out")
+    return {"rows": manifest["counts"]["steps"], "export_s": round(time.perf_counter() - t, 2),
+            "baseline_select_all_s": round(select_s, 2), "baseline_rows": raw}
+
+
+async def _prepare(db: Path) -> None:
+    store = Store(db)
+    await store.open()
+    await store.upsert_participant("p", "catch", {})
+    await store.close()
+
+
+def run() -> dict:
+    work = Path(tempfile.mkdtemp(prefix="coplay-ingest-"))
+    write_experiment(work / "exps", "catch")
+    server = start_server(work, experiments_dir=work / "exps")
+    try:
+        realistic = _in_thread(_realistic(server.url, participants=50, seconds=15, per_second=30))
+        saturated = _in_thread(_saturate(server.url, participants=50, batch=500, seconds=15))
+    finally:
+        server.stop()
+    direct = _in_thread(_direct(work / "direct.sqlite", batch=500, seconds=10))
+    return {"realistic_50x30": realistic, "socketio_max": saturated, "direct_store_max": direct,
+            "export_1m": export_million(work)}
