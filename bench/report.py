@@ -25,8 +25,10 @@ FOUNDATION_ROWS = [
 def markdown(results: dict) -> str:
     m = results["machine"]
     f = results["figures"]
+    dates = results.get("dates", {})
+    when = "; ".join(f"{k} {v}" for k, v in dates.items()) or results["date"]
     lines = [
-        f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores), {m['browser']}, "
+        f"Measured on {m['cpu']} ({m['cores']} cores), {m['browser']} ({when}), "
         f"{results['runs_per_mode']} page loads per mode, by `nox -s bench` "
         "(raw figures: `bench/results.json`, plot: `bench/results.png`).",
         "",
@@ -60,6 +62,17 @@ def markdown(results: dict) -> str:
         for delay, fig in mp["rollback_rate"].items():
             lines.append(f"| {delay} ms | {fig['rollbacks_per_min']:g} | {fig['mean_depth']:g} | "
                          f"{', '.join(fig['room_status'])} |")
+    ing = results.get("ingest")
+    if ing:
+        real, sio, direct, exp = ing["realistic_50x30"], ing["socketio_max"], ing["direct_store_max"], ing["export_1m"]
+        lines += ["", "**Data** — step records into SQLite (load generator on the same 2 cores)", "",
+                  "| figure | value | baseline in the same run | target |", "|---|---:|---:|---|",
+                  f"| ingest through Socket.IO (validated, acknowledged), 50 clients, batches of 500 | "
+                  f"{sio['records_per_s']:,} records/s | {direct['records_per_s']:,} records/s straight into the store | ≥ 50,000/s |",
+                  f"| ack latency, 50 participants × 30 steps/s, p50 / p99 | {real['ack_ms']['p50']:g} / "
+                  f"{real['ack_ms']['p99']:g} ms | | |",
+                  f"| export of {exp['rows']:,} step rows (CSV + Parquet + manifest) | {exp['export_s']:g} s | "
+                  f"{exp['baseline_select_all_s']:g} s to read them with `SELECT *` | |"]
     return "\n".join(lines)
 
 

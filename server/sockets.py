@@ -111,8 +111,8 @@ class SocketHandlers:
 
     async def steps(self, sid: str, session: dict, payload: StepBatch) -> dict:
         await self._own_episode(session, payload.episode_id)
-        stored = await self.store.add_steps(payload.episode_id,
-                                            [r.model_dump() for r in payload.records])
+        # the validated models' attributes are plain values already: no model_dump() copy
+        stored = await self.store.add_steps(payload.episode_id, [vars(r) for r in payload.records])
         return {"ok": True, "stored": stored, "received": len(payload.records)}
 
     async def episode_end(self, sid: str, session: dict, payload: EpisodeEnd) -> dict:

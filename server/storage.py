@@ -58,6 +58,9 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+_fast_json = json.JSONEncoder(separators=(",", ":")).encode  # per-step columns: the hot path
+
+
 class Store:
     def __init__(self, path: Path):
         self.path = path
@@ -110,9 +113,9 @@ class Store:
     async def add_steps(self, eid: str, records: list[dict[str, Any]]) -> int:
         now = time.time()
         rows = [
-            (eid, r["frame"], _json(r["actions"]), _json(r["rewards"]), int(r["done"]), _json(r["info"]),
-             r.get("t_client"), r.get("t_sent"), r.get("t_worker_start"), r.get("t_worker_end"),
-             r.get("t_received"), now, _json(r.get("metrics") or {}))
+            (eid, r["frame"], _fast_json(r["actions"]), _fast_json(r["rewards"]), int(r["done"]),
+             _fast_json(r["info"]), r.get("t_client"), r.get("t_sent"), r.get("t_worker_start"),
+             r.get("t_worker_end"), r.get("t_received"), now, _fast_json(r.get("metrics") or {}))
             for r in records
         ]
         # rowcount of this statement, not connection.total_changes: reading the connection
