@@ -3,6 +3,7 @@ the worker, draw, record. Uploads run beside the loop so the network never delay
 frame."""
 
 import asyncio
+import json
 
 import js
 
@@ -10,13 +11,34 @@ from pages.jsbridge import new_id, now_ms, sleep_ms
 from pages.recorder import StepRecorder
 from protocol import messages as m
 
+UNSENT_PREFIX = "coplay:unsent:"
+RESEND_CHUNK = 1000
+
 
 class Uploader:
+    """Sends step records in acknowledged batches. Until the server acknowledges them they
+    are also kept in localStorage, so a closed tab or a server outage loses nothing: the
+    next page load sends them (resend_leftovers)."""
+
     def __init__(self, socket, recorder, ui):
         self.socket = socket
         self.recorder = recorder
         self.ui = ui
         self.tasks = []
+        self.key = UNSENT_PREFIX + recorder.episode_id
+
+    def add(self, record):
+        if self.recorder.add(record):
+            self.kick()
+        self.persist()
+
+    def persist(self):
+        pending = self.recorder.pending_records()
+        storage = js.window.localStorage
+        if pending:
+            storage.setItem(self.key, json.dumps(pending))
+        else:
+            storage.removeItem(self.key)
 
     def kick(self):
         number, records = self.recorder.take_batch()
@@ -30,11 +52,16 @@ class Uploader:
             self.recorder.acknowledge(number)
         else:
             self.recorder.failed(number)
+        self.persist()
         self.ui.attr("saved", self.recorder.acked)
 
     async def drain(self, attempts=20):
-        """Upload everything left; retry while the server is unreachable."""
+        """Upload everything left; retry while the server is unreachable (what still
+        fails stays in localStorage for the next page load)."""
         for _ in range(attempts):
+            if not self.socket.connected:
+                await sleep_ms(500)
+                continue
             self.kick()
             while self.tasks:
                 await self.tasks.pop()
@@ -42,6 +69,29 @@ class Uploader:
                 return True
             await sleep_ms(500)
         return False
+
+
+async def resend_leftovers(socket, ui):
+    """Send step records an earlier page load could not deliver; forget them once the
+    server has acknowledged them (it ignores frames it already has)."""
+    storage = js.window.localStorage
+    keys = [str(storage.key(i)) for i in range(int(storage.length))]
+    resent = 0
+    for key in keys:
+        if not key.startswith(UNSENT_PREFIX):
+            continue
+        records = json.loads(str(storage.getItem(key)))
+        episode_id = key[len(UNSENT_PREFIX):]
+        ok = True
+        for start in range(0, len(records), RESEND_CHUNK):
+            ack = await socket.call("steps", {"episode_id": episode_id,
+                                              "records": records[start:start + RESEND_CHUNK]})
+            ok = ok and bool(ack.get("ok"))
+        if ok:
+            storage.removeItem(key)
+            resent += len(records)
+    ui.attr("resent", resent)
+    return resent
 
 
 def episode_seed(cfg):
@@ -94,13 +144,12 @@ async def run_frames(cfg, channel, renderer, selector, recorder, uploader, ui, s
         state["frame"] = result["frame"]
         ui.frame(result["frame"])
         state["total_reward"] += reward_sum(result["rewards"])
-        if recorder.add({
+        uploader.add({
             "frame": result["frame"], "actions": actions, "rewards": result["rewards"],
             "done": result["done"], "info": result["info"], "t_client": t_client,
             "t_sent": result["t_sent"], "t_worker_start": result["t_worker_start"],
             "t_worker_end": result["t_worker_end"], "t_received": result["t_received"],
-        }):
-            uploader.kick()
+        })
         if result["done"] or result["frame"] >= cfg["max_steps"]:
             return
         deadline += frame_ms

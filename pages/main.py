@@ -229,6 +229,9 @@ async def run_scenes(cfg, socket, booting, ids, hello_box):
     from pages.renderer import CanvasRenderer
 
     hello = await hello_box.get()
+    from pages.game import resend_leftovers
+
+    await resend_leftovers(socket, ui)
     index = hello["scene_index"]
     plan = cfg["scenes"]
     result = {"outcome": "already_completed"}
@@ -264,6 +267,12 @@ async def run_scenes(cfg, socket, booting, ids, hello_box):
         if answers is not None:
             report["answers"] = answers
         ack = await socket.call("scene_done", report)
+        while ack.get("unreachable"):
+            # the server is away (restart, network): keep the participant here until it is back
+            ui.attr("saving", "waiting")
+            await sleep_ms(1000)
+            ack = await socket.call("scene_done", report)
+        ui.attr("saving", "ok")
         if not ack.get("ok"):
             raise RuntimeError("could not save your progress: " + str(ack.get("error")))
         index = ack["scene_index"]

@@ -246,9 +246,8 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
                    "rtt_ms": meter.rtt_ms, "stalls": session.stats["stalls"], "waits": session.stats["waits"]}
         for frame, inputs, result in session.take_confirmed():
             total += reward_of(result, session.local)
-            if recorder.add({"frame": frame, "actions": inputs, "rewards": result["rewards"],
-                             "done": result["done"], "info": result["info"], "metrics": metrics}):
-                uploader.kick()
+            uploader.add({"frame": frame, "actions": inputs, "rewards": result["rewards"],
+                          "done": result["done"], "info": result["info"], "metrics": metrics})
         ui.frame(session.frame)
         ui.attr("rollbacks", session.stats["rollbacks"])
         await clock.tick()

@@ -40,3 +40,12 @@ class StepRecorder:
 
     def pending(self):
         return len(self.unsent) + sum(len(r) for r in self.in_flight.values())
+
+    def pending_records(self):
+        """Everything not yet acknowledged, in frame order (what must survive a reload)."""
+        out = []
+        for number in sorted(self.in_flight):
+            out.extend(self.in_flight[number])
+        out.extend(self.unsent)
+        out.sort(key=lambda r: r["frame"])
+        return out

@@ -49,7 +49,7 @@ class GameSocket:
         or {"ok": False, "error": ...} when it did not come."""
         try:
             ack = await self.sock.timeout(timeout_ms).emitWithAck(event, to_js(payload))
-        except Exception as exc:  # timeout or disconnect
-            return {"ok": False, "error": str(exc)}
+        except Exception as exc:  # timeout or disconnect: worth retrying
+            return {"ok": False, "error": str(exc), "unreachable": True}
         result = to_py(ack)
         return result if isinstance(result, dict) else {"ok": False, "error": "bad ack"}

@@ -50,8 +50,8 @@ class RunningServer:
 
 def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript_toml: Path | None = None,
                  extra_args: list[str] | None = None, wait: float = 30.0,
-                 env: dict[str, str] | None = None) -> RunningServer:
-    port = free_port()
+                 env: dict[str, str] | None = None, port: int | None = None) -> RunningServer:
+    port = port or free_port()
     database = workdir / "coplay.sqlite"
     log_path = workdir / f"server-{port}.log"
     args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--database", str(database)]

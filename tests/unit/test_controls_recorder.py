@@ -192,3 +192,17 @@ def test_failed_unknown_batch_changes_nothing():
     fill(rec, 1, 1)
     rec.failed(7)
     assert rec.pending() == 1 and rec.unsent == records(1, 1)
+
+
+def test_pending_records_are_everything_unacknowledged_in_frame_order():
+    from pages.recorder import StepRecorder
+
+    rec = StepRecorder("ep", batch_size=2)
+    for f in range(5):
+        rec.add({"frame": f})
+        if f % 2 == 1:
+            rec.take_batch()
+    rec.acknowledge(1)  # frames 0-1 are safe on the server
+    assert [r["frame"] for r in rec.pending_records()] == [2, 3, 4]
+    rec.acknowledge(2)
+    assert [r["frame"] for r in rec.pending_records()] == [4]
