@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import markdown
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCENE_ID = Field(default="", pattern=r"^[a-z0-9_-]{0,40}$")
@@ -14,6 +15,20 @@ SCENE_ID = Field(default="", pattern=r"^[a-z0-9_-]{0,40}$")
 class SceneBase(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = SCENE_ID  # defaults to "<type>-<position>"
+    # "markdown": the scene's text fields (html, pages) are Markdown, turned into HTML here
+    format: Literal["html", "markdown"] = "html"
+
+    @model_validator(mode="after")
+    def _render_markdown(self):
+        if self.format == "markdown":
+            for name in ("html", "pages"):
+                value = getattr(self, name, None)
+                if isinstance(value, str):
+                    setattr(self, name, markdown.markdown(value))
+                elif isinstance(value, list):
+                    setattr(self, name, [markdown.markdown(v) for v in value])
+            self.format = "html"  # rendered once; a re-validation must not render again
+        return self
 
 
 class Consent(SceneBase):

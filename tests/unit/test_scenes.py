@@ -101,3 +101,14 @@ def test_condition_env_config_overrides_the_experiment(tmp_path):
     with pytest.raises(ExperimentError, match="condition names must be unique"):
         load_experiment(write_experiment(tmp_path, "d", conditions=[{"name": "a"}, {"name": "a"}])
                         / "experiment.py")
+
+
+def test_markdown_scenes_are_rendered_to_html(tmp_path):
+    exp = load(tmp_path, [
+        {"type": "consent", "format": "markdown", "html": "You will **play** a game.\n\n- fun\n- short"},
+        {"type": "instructions", "format": "markdown", "pages": ["# Page one", "Use *arrows*"]},
+        {"type": "game"},
+    ])
+    consent, instructions = exp.scenes[0], exp.scenes[1]
+    assert "<strong>play</strong>" in consent.html and "<li>fun</li>" in consent.html
+    assert instructions.pages == ["<h1>Page one</h1>", "<p>Use <em>arrows</em></p>"]
