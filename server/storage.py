@@ -12,6 +12,9 @@ import aiosqlite
 
 SCHEMA = """
 PRAGMA journal_mode=WAL;
+-- WAL + NORMAL: a commit survives a crash or restart of the server process (what we
+-- promise); only an OS crash or power cut could lose the last moments.
+PRAGMA synchronous=NORMAL;
 CREATE TABLE IF NOT EXISTS participants (
     id TEXT PRIMARY KEY, experiment TEXT NOT NULL, url_params TEXT NOT NULL, created REAL NOT NULL,
     condition TEXT
