@@ -233,7 +233,7 @@ async def run_scenes(cfg, socket, booting, ids, hello_box):
 
     await resend_leftovers(socket, ui)
     index = hello["scene_index"]
-    plan = cfg["scenes"]
+    plan = hello["scenes"]  # this participant's path (their condition may have its own)
     result = {"outcome": "already_completed"}
     selector = None
     renderer = None

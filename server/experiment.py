@@ -63,6 +63,9 @@ class Condition(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=SLUG)
     env_config: dict[str, Any] = {}
+    # this condition's own path through the study (e.g. the survey before the game);
+    # scenes are plain dicts, so one defined once in experiment.py can be reused anywhere
+    scenes: list[Scene] | None = None
 
 
 class Experiment(BaseModel):
@@ -116,6 +119,12 @@ class Experiment(BaseModel):
             raise ValueError("condition names must be unique")
         return value
 
+    def scenes_for(self, condition: str | None) -> list:
+        for c in self.conditions:
+            if c.name == condition and c.scenes is not None:
+                return c.scenes
+        return self.scenes
+
     def env_config_for(self, condition: str | None) -> dict[str, Any]:
         for c in self.conditions:
             if c.name == condition:
@@ -125,6 +134,9 @@ class Experiment(BaseModel):
     @model_validator(mode="after")
     def _scenes(self) -> Experiment:
         finish_scenes(self.scenes)
+        for c in self.conditions:
+            if c.scenes is not None:
+                finish_scenes(c.scenes)
         return self
 
     @model_validator(mode="after")

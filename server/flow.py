@@ -55,24 +55,26 @@ class Flow:
                 condition = await self.store.assign_condition(pid, exp.name, [c.name for c in exp.conditions])
         index, outcome = await self.store.get_progress(pid, exp.name)
         return {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
-                "env_config": exp.env_config_for(condition)}
+                "env_config": exp.env_config_for(condition),
+                "scenes": [s.model_dump() for s in exp.scenes_for(condition)]}
 
     async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:
         exp = self.experiments[session["experiment"]]
         pid = session["participant_id"]
+        scenes = exp.scenes_for(await self.store.get_condition(pid, exp.name))
         index, _ = await self.store.get_progress(pid, exp.name)
         if p.index < index:
             return {"ok": True, "scene_index": index}  # a resend of something already recorded
-        if p.index != index or index >= len(exp.scenes):
+        if p.index != index or index >= len(scenes):
             raise Rejected(f"scene {p.index} is not this participant's current scene ({index})")
-        scene = exp.scenes[index]
+        scene = scenes[index]
         if p.scene_id != scene.id:
             raise Rejected(f"scene {index} is {scene.id!r}, not {p.scene_id!r}")
         answers = check_answers(scene, p.answers) if isinstance(scene, Survey) else None
         following = index + 1
         if scene.type == "consent" and p.outcome == "declined":
             # straight to the end scene (or past the last scene if there is none)
-            following = len(exp.scenes) - 1 if exp.scenes[-1].type == "end" else len(exp.scenes)
+            following = len(scenes) - 1 if scenes[-1].type == "end" else len(scenes)
         await self.store.set_progress(pid, exp.name, following, p.outcome, answers, scene.id)
         await self.store.add_event(pid, None, "scene", {"index": index, "id": scene.id, "outcome": p.outcome})
         return {"ok": True, "scene_index": following}

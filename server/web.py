@@ -68,7 +68,6 @@ def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> 
         "worker": worker,
         "asset_base": f"/x/{exp.name}/assets/",
         "multiplayer": exp.multiplayer.model_dump(exclude={"network"}) if exp.is_multiplayer else None,
-        "scenes": [scene.model_dump() for scene in exp.scenes],
     }
 
 

@@ -55,3 +55,27 @@ async def test_bad_survey_answers_store_nothing(study_server):
             "SELECT question_id, answer FROM survey_responses WHERE participant_id='answerer' ORDER BY 1")
         assert rows == [("fun", '"3"'), ("hand", '"Left"')]
         assert len(p.server_errors) >= 3
+
+
+SURVEY = {"type": "survey", "id": "post", "questions": [{"id": "fun", "kind": "likert", "prompt": "Fun?"}]}
+
+
+@pytest.mark.asyncio
+async def test_a_condition_can_reorder_and_reuse_scenes(tmp_path):
+    survey_first = [SURVEY, {"type": "game"}, {"type": "end"}]
+    write_experiment(tmp_path / "experiments", "order", scenes=[{"type": "game"}, SURVEY, {"type": "end"}],
+                     conditions=[{"name": "game-first"}, {"name": "survey-first", "scenes": survey_first}])
+    srv = start_server(tmp_path, experiments_dir=tmp_path / "experiments")
+    try:
+        async with participant(srv.url, "first", "order") as a, participant(srv.url, "second", "order") as b:
+            ha, hb = await a.call("hello", {}), await b.call("hello", {})
+            assert (ha["condition"], hb["condition"]) == ("game-first", "survey-first")
+            assert [s["id"] for s in ha["scenes"]] == ["game-0", "post", "end-2"]
+            assert [s["id"] for s in hb["scenes"]] == ["post", "game-1", "end-2"]
+            answer = {"answers": {"fun": "4"}}
+            assert (await a.call("scene_done", done(0, "post", **answer)))["ok"] is False
+            assert (await b.call("scene_done", done(0, "post", **answer)))["scene_index"] == 1
+            assert (await a.call("scene_done", done(0, "game-0")))["scene_index"] == 1
+        assert srv.query("SELECT participant_id, scene_id FROM survey_responses") == [("second", "post")]
+    finally:
+        srv.stop()
