@@ -113,7 +113,7 @@ async def play_episode(cfg, channel, renderer, selector, socket, ui):
     ui.playing()
     state = {"frame": 0, "total_reward": 0.0}
     try:
-        await run_frames(cfg, channel, renderer, selector, recorder, uploader, ui, state)
+        await run_frames(cfg, channel, renderer, selector, uploader, ui, state)
     except Exception:
         # The env or worker failed: keep every step already taken, then report.
         await uploader.drain(attempts=3)
@@ -129,7 +129,7 @@ async def play_episode(cfg, channel, renderer, selector, socket, ui):
     return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
 
 
-async def run_frames(cfg, channel, renderer, selector, recorder, uploader, ui, state):
+async def run_frames(cfg, channel, renderer, selector, uploader, ui, state):
     players = cfg["players"]
     frame_ms = 1000 / cfg["fps"]
     deadline = now_ms()

@@ -150,7 +150,7 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
     ui.playing()
     try:
         outcome, total = await run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events,
-                                         recorder, uploader, meter, clock)
+                                         uploader, meter, clock)
     finally:
         meter.running = False
         clock.stop()
@@ -195,8 +195,8 @@ def reward_of(result, player):
     return float(rewards.get(player, 0)) if isinstance(rewards, dict) else float(rewards)
 
 
-async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events, recorder,
-                    uploader, meter, clock):
+async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events, uploader,
+                    meter, clock):
     frame_ms = 1000 / cfg["fps"]
     focus_limit_ms = mp["focus_loss_timeout"] * 1000
     recent = []
