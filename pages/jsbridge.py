@@ -4,10 +4,15 @@ import json
 
 import js
 
+# performance.timeOrigin is epoch ms (~1.8e12). When it happens to be a whole number,
+# MicroPython's FFI converts it to a 32-bit int and it wraps around; read it through JSON,
+# which JS produces exactly, once.
+_TIME_ORIGIN = float(json.loads(str(js.JSON.stringify(js.performance.toJSON())))["timeOrigin"])
+
 
 def now_ms():
     # epoch milliseconds, comparable with the worker's clock
-    return js.performance.timeOrigin + js.performance.now()
+    return _TIME_ORIGIN + js.performance.now()
 
 
 def to_js(value):
