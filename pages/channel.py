@@ -9,7 +9,7 @@ import json
 
 import js
 
-from pages.jsbridge import now_ms
+from pages.jsbridge import now_ms, wait_on
 from protocol import messages as m
 
 CHECK_EVERY_MS = 100
@@ -111,9 +111,7 @@ class ChannelClient:
     # -- outgoing ------------------------------------------------------------------
     async def wait_ready(self):
         if self.ready is None and not self.dead:
-            def executor(resolve, reject):
-                self._ready_resolvers.append(resolve)
-            await js.Promise.new(executor)
+            await wait_on(self._ready_resolvers)
         if self.dead:
             raise ChannelDead(self.dead)
         return self.ready

@@ -4,7 +4,7 @@ there (single-player pages do not load it)."""
 
 import js
 
-from pages.jsbridge import js_get, log, sleep_ms
+from pages.jsbridge import js_get, log, sleep_ms, wait_on
 
 
 class WorkerClock:
@@ -53,11 +53,7 @@ class WorkerClock:
         if self.source != "worker":
             await sleep_ms(self.interval_ms)
             return
-
-        def executor(resolve, reject):
-            self.waiters.append(resolve)
-
-        await js.Promise.new(executor)
+        await wait_on(self.waiters)
 
     def stop(self):
         if self.worker is not None and self.ready:

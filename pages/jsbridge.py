@@ -4,11 +4,6 @@ import json
 
 import js
 
-# performance.timeOrigin is epoch ms (~1.8e12). When it happens to be a whole number,
-# MicroPython's FFI converts it to a 32-bit int and it wraps around; read it through JSON,
-# which JS produces exactly, once.
-_TIME_ORIGIN = float(json.loads(str(js.JSON.stringify(js.performance.toJSON())))["timeOrigin"])
-
 
 def now_ms():
     # epoch milliseconds, comparable with the worker's clock
@@ -26,11 +21,22 @@ def to_py(value):
     return json.loads(js.JSON.stringify(value))
 
 
+# performance.timeOrigin is epoch ms (~1.8e12). When it happens to be a whole number,
+# MicroPython's FFI converts it to a 32-bit int and it wraps around; read it through JSON,
+# which JS produces exactly, once.
+_TIME_ORIGIN = float(to_py(js.performance.toJSON())["timeOrigin"])
+
+
 def js_get(obj, name):
     """obj[name], or None when the property is missing or undefined."""
     if not js.Reflect.has(obj, name):
         return None
     return getattr(obj, name)
+
+
+def wait_on(waiters):
+    """A promise the caller awaits until someone calls one of `waiters` (resolvers)."""
+    return js.Promise.new(lambda resolve, reject: waiters.append(resolve))
 
 
 def sleep_ms(ms):

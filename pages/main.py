@@ -14,7 +14,7 @@ import json  # noqa: E402
 from js import document, window  # noqa: E402
 
 from pages.channel import ChannelClient, ChannelDead, WorkerError  # noqa: E402
-from pages.jsbridge import js_get, log, mark, new_id, sleep_ms  # noqa: E402
+from pages.jsbridge import js_get, log, mark, new_id, sleep_ms, wait_on  # noqa: E402
 from pages.socket_client import GameSocket  # noqa: E402
 from pages.ui import Ui  # noqa: E402
 from protocol import messages as m  # noqa: E402
@@ -142,7 +142,7 @@ class Hello:
 
     async def get(self):
         if self.reply is None:
-            await js.Promise.new(lambda resolve, reject: self._waiters.append(resolve))
+            await wait_on(self._waiters)
         if not self.reply.get("ok"):
             raise RuntimeError("could not reach the server: " + str(self.reply.get("error")))
         return self.reply

@@ -8,7 +8,7 @@ import js
 
 from pages.clock import WorkerClock
 from pages.game import Uploader
-from pages.jsbridge import log, new_id, now_ms, sleep_ms
+from pages.jsbridge import log, new_id, now_ms, sleep_ms, wait_on
 from pages.netcode import InputConflict, RollbackSession
 from pages.recorder import StepRecorder
 from protocol import messages as m
@@ -68,9 +68,7 @@ class RoomEvents:
 
     async def wait_for_room(self):
         if self.room is None and self.timed_out is None:
-            def executor(resolve, reject):
-                self._room_waiters.append(resolve)
-            await js.Promise.new(executor)
+            await wait_on(self._room_waiters)
         return self.room
 
     def on_input(self, msg):
