@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import socketio
@@ -63,6 +66,8 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     )
     handlers = SocketHandlers(sio, store, experiments)
     relay = Relay(sio, handlers, store, experiments)
+    lifecycle = handlers.lifecycle
+    lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
     Flow(handlers, store, experiments)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
@@ -77,7 +82,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         await store.close()
 
     quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers, "relay": relay,
-                                  "experiments": experiments}
+                                  "experiments": experiments, "lifecycle": lifecycle}
     return socketio.ASGIApp(sio, other_asgi_app=quart)
 
 
@@ -92,7 +97,6 @@ def parse_args(argv: list[str] | None = None) -> ServerSettings:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
     from server.vendor import VendorError, vendor
@@ -110,8 +114,47 @@ def main(argv: list[str] | None = None) -> int:
     print(f"coplay: serving http://{settings.host}:{settings.port}/ "
           f"(experiments: {', '.join(sorted(app.other_asgi_app.extensions['coplay']['experiments']))})",
           flush=True)
-    asyncio.run(serve(app, config))
+    return asyncio.run(serve_until_signal(app, config, settings.shutdown_grace))
+
+
+async def serve_until_signal(app: socketio.ASGIApp, config, grace: float) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully within ``grace`` seconds
+    (server/lifecycle.py): stop taking participants, tell pages to reconnect, save open rooms,
+    finish running handlers, close the store. A shutdown that overruns exits with 1."""
+    from hypercorn.asyncio import serve
+
+    lifecycle = app.other_asgi_app.extensions["coplay"]["lifecycle"]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_signal(name: str) -> None:
+        if stop.is_set():
+            log.warning("%s: already shutting down", name)
+            return
+        log.info("%s: shutting down within %.1f s", name, grace)
+        watchdog = threading.Timer(grace + 2.0, _overran, (grace,))
+        watchdog.daemon = True
+        watchdog.start()
+        stop.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig.name)
+
+    async def drained() -> None:
+        await stop.wait()
+        # what is left after the drain: hypercorn's wait for connections, then the store closes
+        await lifecycle.drain(grace - config.graceful_timeout - 0.5)
+
+    config.graceful_timeout = min(1.0, grace / 4)
+    await serve(app, config, shutdown_trigger=drained)
+    log.info("stopped")
     return 0
+
+
+def _overran(grace: float) -> None:
+    log.error("shutdown took longer than %.1f s: exiting anyway", grace + 2.0)
+    logging.shutdown()
+    os._exit(1)
 
 
 if __name__ == "__main__":

@@ -231,3 +231,25 @@ class Relay:
         await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"{player}: {reason}"))
         for seat in room.peers_of(player):
             await self.sio.emit("partner_left", {"player": player, "reason": reason}, to=seat.sid)
+
+    # -- server shutdown ----------------------------------------------------------------------
+    async def shutdown(self, reason: str = "server shutdown") -> int:
+        """The server is stopping (server/lifecycle.py): save every open room as ``interrupted``
+        with the inputs recorded so far, and close it, so nothing more is relayed or recorded
+        in it. Waiting participants stay queued until their connection closes. Returns the
+        number of rooms saved."""
+        for timer in self.wait_timers.values():
+            timer.cancel()
+        self.wait_timers.clear()
+        rooms = [room for room in self.mm.rooms.values() if room.status == "playing"]
+        ended = time.time()
+        records = []
+        for room in rooms:  # close them all first: no input is recorded after its snapshot
+            room.status = "interrupted"
+            self.mm.close(room)
+            records.append(room_record(room, ended=ended, end_reason=reason))
+        for record in records:
+            await self.store.save_room(record)
+        if records:
+            log.info("saved %d open room(s) as interrupted", len(records))
+        return len(records)

@@ -24,6 +24,8 @@ class ServerSettings(BaseSettings):
     ping_interval: float = Field(10.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
     max_payload_bytes: int = Field(1_000_000, gt=1000)
+    # On SIGTERM/SIGINT: seconds to drain (tell pages, save open rooms, finish handlers) and exit.
+    shutdown_grace: float = Field(5.0, ge=1.0, le=600.0)
     # Bearer token for /admin/* (data downloads). Unset: admin routes do not exist.
     # Give it through the environment (COPLAY_ADMIN_TOKEN), never in a committed file.
     admin_token: str | None = Field(None, min_length=16)

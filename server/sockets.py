@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from server.events import ClientEvent, ConnectAuth, EpisodeEnd, EpisodeStart, StepBatch
 from server.experiment import Experiment
+from server.lifecycle import Lifecycle
 from server.storage import Store
 
 log = logging.getLogger("coplay.sockets")
@@ -29,6 +30,7 @@ def _problem(exc: ValidationError) -> str:
 class SocketHandlers:
     def __init__(self, sio: socketio.AsyncServer, store: Store, experiments: dict[str, Experiment]):
         self.sio = sio
+        self.lifecycle = Lifecycle(sio)  # draining state, in-flight handlers (graceful shutdown)
         self.store = store
         self.experiments = experiments
         self.rejected = 0
@@ -46,6 +48,7 @@ class SocketHandlers:
         self.sio.on(event, self._guarded(event, model, handler))
 
     async def connect(self, sid: str, environ: dict, auth: Any) -> None:
+        self.lifecycle.check_connect()  # refused while the server drains
         try:
             info = ConnectAuth.model_validate(auth or {})
         except ValidationError as exc:
@@ -89,7 +92,7 @@ class SocketHandlers:
                 log.exception("handling %s from %s failed", event, sid)
                 return await self._reject(sid, event, "internal error; the event was not stored")
 
-        return run
+        return self.lifecycle.tracked(event, run)
 
     async def unknown(self, event: str, sid: str, *args: Any) -> dict:
         return await self._reject(sid, event, f"unknown event {event!r}")
