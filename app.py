@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import socketio
+from pydantic import ValidationError
 from quart import Quart
 
 from server.admin import register_admin
@@ -71,7 +72,8 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     Flow(handlers, store, experiments)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
-    register_admin(quart, experiments, settings.database, settings.admin_token)
+    register_admin(quart, experiments, settings.database, settings.admin_token,
+                   password_hash=settings.admin_password_hash, secret_key=settings.secret_key)
 
     @quart.before_serving
     async def open_store() -> None:
@@ -101,7 +103,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from server.vendor import VendorError, vendor
 
-    settings = parse_args(argv)
+    try:
+        settings = parse_args(argv)
+    except ValidationError as exc:
+        problems = "\n".join(f"  {'.'.join(map(str, e['loc']))}: {e['msg']}"
+                             for e in exc.errors(include_input=False))
+        print(f"coplay: cannot start: bad setting(s):\n{problems}", file=sys.stderr)
+        return 2
     try:
         vendor(settings.vendor_dir)
         app = create_app(settings)

@@ -1,23 +1,44 @@
-"""Researcher-only routes, behind a bearer token from the environment: download an
-experiment's export (CSV + Parquet + manifest) as a zip. Without a configured token the
-routes answer 404, so participants cannot even find them."""
+"""Researcher-only routes: a login page, a dashboard of experiments with counts, and the
+export download (CSV + Parquet + manifest as a zip).
+
+Two ways in, both configured through the environment only:
+- a password (COPLAY_ADMIN_PASSWORD_HASH, an scrypt hash from `python -m server.admin_password`):
+  /admin/login sets a signed session cookie (HttpOnly, SameSite=Strict, path /admin) and every
+  POST carries the session's CSRF token; failed logins slow down per client address;
+- a bearer token (COPLAY_ADMIN_TOKEN) for scripted downloads: ``Authorization: Bearer <token>``.
+With neither configured every /admin route answers 404, so participants cannot even find them.
+Admin responses are never cached (Cache-Control: no-store)."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import io
+import secrets
+import sqlite3
 import tempfile
+import time
 import zipfile
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-from quart import Quart, Response, abort, request
+from quart import Quart, Response, abort, redirect, render_template, request, session
+from quart.sessions import SecureCookieSessionInterface
 
+from server.admin_password import MAX_PASSWORD, parse_hash, verify_password
 from server.experiment import Experiment
 from server.export import export
 
+SESSION_LIFETIME = timedelta(hours=8)
+COOKIE_NAME = "coplay_admin"
+CSRF_FIELD = "csrf_token"
 
-def _authorized(token: str) -> bool:
+
+def _bearer_ok(token: str | None) -> bool:
+    if token is None:
+        return False
     given = request.headers.get("Authorization", "")
     return given.startswith("Bearer ") and hmac.compare_digest(given[7:].encode(), token.encode())
 
@@ -33,17 +54,227 @@ def _zip_export(database: Path, exp: Experiment) -> bytes:
         return buffer.getvalue()
 
 
-def register_admin(app: Quart, experiments: dict[str, Experiment], database: Path, token: str | None) -> None:
+class LoginThrottle:
+    """Per-client failed-login counter: the first `free` failures cost nothing, then each
+    further one locks that client out for base * 2**k seconds (at most `cap`). In-process only."""
+
+    def __init__(self, free: int = 5, base: float = 1.0, cap: float = 900.0, clock=time.monotonic):
+        self.free, self.base, self.cap, self.clock = free, base, cap, clock
+        self.failures: dict[str, tuple[int, float]] = {}  # client -> (count, locked until)
+
+    def retry_after(self, client: str) -> float:
+        _, until = self.failures.get(client, (0, 0.0))
+        return max(0.0, until - self.clock())
+
+    def failed(self, client: str) -> None:
+        now = self.clock()
+        count = self.failures.get(client, (0, 0.0))[0] + 1
+        extra = count - self.free
+        until = now + min(self.cap, self.base * 2 ** (extra - 1)) if extra > 0 else 0.0
+        self.failures[client] = (count, until)
+        if len(self.failures) > 10_000:  # forget clients whose lockout is long over
+            stale = [c for c, (_, u) in self.failures.items() if u + self.cap < now]
+            for c in stale:
+                del self.failures[c]
+
+    def succeeded(self, client: str) -> None:
+        self.failures.pop(client, None)
+
+
+class _AdminCookie(SecureCookieSessionInterface):
+    """Marks the cookie Secure whenever the request came over HTTPS (directly or via a proxy)."""
+
+    def get_cookie_secure(self, app: Quart) -> bool:
+        if app.config["SESSION_COOKIE_SECURE"]:
+            return True
+        try:
+            return request.scheme == "https" or request.headers.get("X-Forwarded-Proto") == "https"
+        except RuntimeError:  # outside a request
+            return False
+
+
+def _sqlite_file(database: Any) -> Path | None:
+    """The SQLite file behind the `database` setting (a path, or a sqlite URL), else None."""
+    text = str(database)
+    if "://" not in text:
+        return Path(text)
+    scheme, _, rest = text.partition("://")
+    if scheme.split("+")[0] != "sqlite" or not rest.startswith("/"):
+        return None
+    return Path(rest[1:].split("?")[0]) if rest[1:] else None
+
+
+def study_counts(database: Any, experiments: dict[str, Experiment]) -> dict[str, dict[str, int]] | None:
+    """Per experiment: participants, finished (reached the end of their scene list), declined,
+    episodes (completed / all), rooms (completed / all). Read-only; None if unreadable."""
+    counts = {name: dict.fromkeys(("participants", "finished", "declined", "episodes",
+                                   "episodes_completed", "rooms", "rooms_completed"), 0)
+              for name in experiments}
+    path = _sqlite_file(database)
+    if path is None:
+        return None
+    if not path.exists():
+        return counts
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+            for table, total, completed in (("episodes", "episodes", "episodes_completed"),
+                                            ("rooms", "rooms", "rooms_completed")):
+                for name, n, done in conn.execute(
+                        f"SELECT experiment, COUNT(*), SUM(status = 'completed') FROM {table}"
+                        " GROUP BY experiment"):
+                    if name in counts:
+                        counts[name][total], counts[name][completed] = n, done or 0
+            for name, n in conn.execute("SELECT experiment, COUNT(*) FROM participants GROUP BY experiment"):
+                if name in counts:
+                    counts[name]["participants"] = n
+            for name, condition, index, outcome in conn.execute(
+                    "SELECT g.experiment, p.condition, g.scene_index, g.outcome FROM progress g"
+                    " LEFT JOIN participants p ON p.id = g.participant_id"):
+                if name not in counts:
+                    continue
+                if outcome == "declined":
+                    counts[name]["declined"] += 1
+                    continue
+                scenes = experiments[name].scenes_for(condition)
+                end = len(scenes) - 1 if scenes[-1].type == "end" else len(scenes)
+                if index >= end:
+                    counts[name]["finished"] += 1
+    except sqlite3.Error:
+        return None
+    return counts
+
+
+def register_admin(app: Quart, experiments: dict[str, Experiment], database: Path, token: str | None,
+                   *, password_hash: str | None = None, secret_key: str | None = None) -> None:
+    enabled = token is not None or password_hash is not None
+    hashed = parse_hash(password_hash) if password_hash is not None else None
+    # in the session, so a new password (with the same secret key) logs everyone out
+    fingerprint = hashlib.sha256(password_hash.encode()).hexdigest()[:16] if password_hash else ""
+    throttle = LoginThrottle()
+    verifying = asyncio.Semaphore(2)  # scrypt takes 32 MiB and ~0.1 s a time
+    revoked: dict[str, float] = {}  # session id -> when its cookie would expire anyway
+
+    if hashed is not None:
+        app.secret_key = secret_key or secrets.token_bytes(32)
+        app.config.update(SESSION_COOKIE_NAME=COOKIE_NAME, SESSION_COOKIE_PATH="/admin",
+                          SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                          PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME)
+        app.session_interface = _AdminCookie()
+
+    def logged_in() -> bool:
+        if hashed is None or session.get("admin") is not True:
+            return False
+        sid, at = session.get("sid"), session.get("at")
+        if not isinstance(sid, str) or sid in revoked or session.get("pw") != fingerprint:
+            return False
+        return isinstance(at, (int, float)) and 0 <= time.time() - at < SESSION_LIFETIME.total_seconds()
+
+    def csrf_token() -> str:
+        if not isinstance(session.get("csrf"), str):
+            session["csrf"] = secrets.token_urlsafe(32)
+        return session["csrf"]
+
+    async def csrf_ok() -> bool:
+        given = (await request.form).get(CSRF_FIELD, "")
+        expected = session.get("csrf")
+        return (isinstance(expected, str) and bool(expected)
+                and hmac.compare_digest(given.encode(), expected.encode()))
+
+    def bad_csrf() -> Response:
+        return Response("The form's security token is missing or stale: reload the page and try again.",
+                        status=403, mimetype="text/plain")
+
+    def need_token() -> Response:
+        return Response("admin login or token required", status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="coplay-admin"'})
+
+    async def login_form(status: int = 200, error: str | None = None, headers: dict | None = None):
+        body = await render_template("admin/login.html", csrf_field=CSRF_FIELD, csrf=csrf_token(),
+                                     error=error)
+        return Response(body, status=status, headers=headers or {}, mimetype="text/html")
+
+    @app.after_request
+    async def admin_headers(response: Response) -> Response:
+        if request.path == "/admin" or request.path.startswith("/admin/"):
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["Referrer-Policy"] = "no-referrer"
+            response.headers["X-Frame-Options"] = "DENY"
+            response.headers["Content-Security-Policy"] = (
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+        return response
+
+    @app.get("/admin/login")
+    async def login_page():
+        if hashed is None:
+            abort(404)
+        if logged_in():
+            return redirect("/admin/")
+        return await login_form()
+
+    @app.post("/admin/login")
+    async def login():
+        if hashed is None:
+            abort(404)
+        if not await csrf_ok():
+            return bad_csrf()
+        client = request.remote_addr or "?"
+        wait = throttle.retry_after(client)
+        if wait <= 0:
+            password = (await request.form).get("password", "")
+            async with verifying:
+                wait = throttle.retry_after(client)  # others from this client may have failed meanwhile
+                good = wait <= 0 and len(password) <= MAX_PASSWORD and await asyncio.to_thread(
+                    verify_password, password, hashed)
+            if good:
+                throttle.succeeded(client)
+                session.clear()
+                session.update(admin=True, sid=secrets.token_urlsafe(16), csrf=secrets.token_urlsafe(32),
+                               at=time.time(), pw=fingerprint)
+                session.permanent = True
+                return redirect("/admin/", 303)
+            if wait <= 0:
+                throttle.failed(client)
+                return await login_form(401, "Wrong password.")
+        seconds = max(1, int(wait + 0.999))
+        return await login_form(429, f"Too many failed logins: try again in {seconds} s.",
+                                {"Retry-After": str(seconds)})
+
+    @app.post("/admin/logout")
+    async def logout():
+        if hashed is None:
+            abort(404)
+        if not await csrf_ok():
+            return bad_csrf()
+        now = time.time()
+        if isinstance(session.get("sid"), str):
+            revoked[session["sid"]] = now + SESSION_LIFETIME.total_seconds()
+        for sid in [s for s, until in revoked.items() if until < now]:
+            del revoked[sid]
+        session.clear()
+        return redirect("/admin/login", 303)
+
+    @app.get("/admin/")
+    async def dashboard():
+        if not enabled:
+            abort(404)
+        session_ok = logged_in()
+        if not session_ok and not _bearer_ok(token):
+            return redirect("/admin/login") if hashed is not None else need_token()
+        counts = await asyncio.to_thread(study_counts, database, experiments)
+        rows = [{"name": name, "title": exp.title or name, "players": len(exp.players),
+                 "counts": counts.get(name) if counts else None}
+                for name, exp in sorted(experiments.items())]
+        return await render_template("admin/dashboard.html", rows=rows, counts_ok=counts is not None,
+                                     csrf_field=CSRF_FIELD, csrf=csrf_token() if session_ok else None)
+
     @app.get("/admin/export/<name>.zip")
     async def download_export(name: str):
-        if token is None:
+        if not enabled:
             abort(404)
-        if not _authorized(token):
-            return Response("admin token required", status=401,
-                            headers={"WWW-Authenticate": 'Bearer realm="coplay-admin"'})
+        if not logged_in() and not _bearer_ok(token):
+            return need_token()
         if name not in experiments:
             abort(404)
         data = await asyncio.to_thread(_zip_export, database, experiments[name])
         return Response(data, mimetype="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="{name}-export.zip"',
-                                 "Cache-Control": "no-store"})
+                        headers={"Content-Disposition": f'attachment; filename="{name}-export.zip"'})

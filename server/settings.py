@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from server.admin_password import BadHash, parse_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,3 +31,20 @@ class ServerSettings(BaseSettings):
     # Bearer token for /admin/* (data downloads). Unset: admin routes do not exist.
     # Give it through the environment (COPLAY_ADMIN_TOKEN), never in a committed file.
     admin_token: str | None = Field(None, min_length=16)
+    # scrypt hash of the admin password for the /admin/ login page, from
+    # `python -m server.admin_password` (COPLAY_ADMIN_PASSWORD_HASH). Unset: no login page.
+    admin_password_hash: str | None = None
+    # Signs the admin session cookie (COPLAY_SECRET_KEY). Unset: a random key per process,
+    # so admin logins do not survive a restart.
+    secret_key: str | None = Field(None, min_length=32)
+
+    @field_validator("admin_password_hash")
+    @classmethod
+    def _scrypt_hash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            parse_hash(value)
+        except BadHash as exc:
+            raise ValueError(f"COPLAY_ADMIN_PASSWORD_HASH is not a valid password hash: {exc}") from None
+        return value.strip()
