@@ -2,96 +2,11 @@
 the worker, draw, record. Uploads run beside the loop so the network never delays a
 frame."""
 
-import asyncio
-import json
-
 import js
 
 from pages.jsbridge import new_id, now_ms, sleep_ms
-from pages.recorder import StepRecorder
+from pages.outbox import Uploader
 from protocol import messages as m
-
-UNSENT_PREFIX = "coplay:unsent:"
-RESEND_CHUNK = 1000
-
-
-class Uploader:
-    """Sends step records in acknowledged batches. Until the server acknowledges them they
-    are also kept in localStorage, so a closed tab or a server outage loses nothing: the
-    next page load sends them (resend_leftovers)."""
-
-    def __init__(self, socket, recorder, ui):
-        self.socket = socket
-        self.recorder = recorder
-        self.ui = ui
-        self.tasks = []
-        self.key = UNSENT_PREFIX + recorder.episode_id
-
-    def add(self, record):
-        if self.recorder.add(record):
-            self.kick()
-        self.persist()
-
-    def persist(self):
-        pending = self.recorder.pending_records()
-        storage = js.window.localStorage
-        if pending:
-            storage.setItem(self.key, json.dumps(pending))
-        else:
-            storage.removeItem(self.key)
-
-    def kick(self):
-        number, records = self.recorder.take_batch()
-        if records:
-            self.tasks.append(asyncio.create_task(self._send(number, records)))
-
-    async def _send(self, number, records):
-        ack = await self.socket.call("steps", {"episode_id": self.recorder.episode_id,
-                                               "records": records})
-        if ack.get("ok"):
-            self.recorder.acknowledge(number)
-        else:
-            self.recorder.failed(number)
-        self.persist()
-        self.ui.attr("saved", self.recorder.acked)
-
-    async def drain(self, attempts=20):
-        """Upload everything left; retry while the server is unreachable (what still
-        fails stays in localStorage for the next page load)."""
-        for _ in range(attempts):
-            if not self.socket.connected:
-                await sleep_ms(500)
-                continue
-            self.kick()
-            while self.tasks:
-                await self.tasks.pop()
-            if self.recorder.pending() == 0:
-                return True
-            await sleep_ms(500)
-        return False
-
-
-async def resend_leftovers(socket, ui):
-    """Send step records an earlier page load could not deliver; forget them once the
-    server has acknowledged them (it ignores frames it already has)."""
-    storage = js.window.localStorage
-    keys = [str(storage.key(i)) for i in range(int(storage.length))]
-    resent = 0
-    for key in keys:
-        if not key.startswith(UNSENT_PREFIX):
-            continue
-        records = json.loads(str(storage.getItem(key)))
-        episode_id = key[len(UNSENT_PREFIX):]
-        ok = True
-        for start in range(0, len(records), RESEND_CHUNK):
-            ack = await socket.call("steps", {"episode_id": episode_id,
-                                              "records": records[start:start + RESEND_CHUNK]})
-            ok = ok and bool(ack.get("ok"))
-        if ok:
-            storage.removeItem(key)
-            resent += len(records)
-    ui.attr("resent", resent)
-    return resent
 
 
 def episode_seed(cfg):
@@ -100,13 +15,12 @@ def episode_seed(cfg):
     return int(js.Math.floor(js.Math.random() * 2147483647))
 
 
-async def play_episode(cfg, channel, renderer, selector, socket, ui):
+async def play_episode(cfg, channel, renderer, selector, outbox, ui):
     seed = episode_seed(cfg)
     episode_id = new_id()
-    await socket.call("episode_start", {"episode_id": episode_id, "seed": seed,
-                                        "client": {"worker": cfg["worker"], "fps": cfg["fps"]}})
-    recorder = StepRecorder(episode_id, cfg["upload_every"])
-    uploader = Uploader(socket, recorder, ui)
+    outbox.put("episode_start", {"episode_id": episode_id, "seed": seed,
+                                 "client": {"worker": cfg["worker"], "fps": cfg["fps"]}})
+    uploader = Uploader(outbox, episode_id, cfg["upload_every"])
     reset = await channel.request(m.RESET, {"seed": seed})
     renderer.draw(reset["render"])
     ui.set_stage("playing")
@@ -116,16 +30,17 @@ async def play_episode(cfg, channel, renderer, selector, socket, ui):
         await run_frames(cfg, channel, renderer, selector, uploader, ui, state)
     except Exception:
         # The env or worker failed: keep every step already taken, then report.
-        await uploader.drain(attempts=3)
-        await socket.call("episode_end", {"episode_id": episode_id, "status": "error",
-                                          "frames": state["frame"],
-                                          "total_reward": state["total_reward"]})
+        uploader.seal()
+        outbox.put("episode_end", {"episode_id": episode_id, "status": "error", "frames": state["frame"],
+                                   "total_reward": state["total_reward"]})
+        await outbox.flush(3000)
         raise
     frame = state["frame"]
     total_reward = state["total_reward"]
-    saved = await uploader.drain()
-    await socket.call("episode_end", {"episode_id": episode_id, "status": "completed",
-                                      "frames": frame, "total_reward": total_reward})
+    uploader.seal()
+    outbox.put("episode_end", {"episode_id": episode_id, "status": "completed",
+                               "frames": frame, "total_reward": total_reward})
+    saved = await outbox.flush(10000)
     return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
 
 

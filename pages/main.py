@@ -14,14 +14,29 @@ import json  # noqa: E402
 from js import document, window  # noqa: E402
 
 from pages.channel import ChannelClient, ChannelDead, WorkerError  # noqa: E402
-from pages.jsbridge import js_get, log, mark, new_id, sleep_ms, wait_on  # noqa: E402
+from pages.jsbridge import js_get, log, mark, new_id, now_ms, sleep_ms, wait_on  # noqa: E402
+from pages.outbox import Outbox  # noqa: E402
 from pages.socket_client import GameSocket  # noqa: E402
 from pages.ui import Ui  # noqa: E402
 from protocol import messages as m  # noqa: E402
+from protocol.scenes import next_scene  # noqa: E402
 
 ID_PARAMS = ("PROLIFIC_PID", "STUDY_ID", "SESSION_ID", "participant_id")
 
+RESEND_CHUNK = 1000
+LEFTOVER_WAIT_MS = 15000
+
 ui = Ui()
+
+
+def new_stream_id():
+    # sorts by creation time, so an earlier page load's leftovers are delivered first
+    return str(int(now_ms())) + "-" + new_id()[:8]
+
+
+def show_saving(outbox):
+    ui.attr("saving", "waiting" if outbox.waiting else "ok")
+    ui.attr("saved", sum(outbox.steps_delivered.values()))
 
 
 def url_params():
@@ -68,8 +83,8 @@ def on_pyscript_progress(event):
 
 
 class Fatal:
-    def __init__(self, socket):
-        self.socket = socket
+    def __init__(self, outbox):
+        self.outbox = outbox
         self.reported = False
 
     def __call__(self, reason, detail=None):
@@ -77,9 +92,8 @@ class Fatal:
             return
         self.reported = True
         ui.error(reason if not detail else reason + "\n\n" + detail)
-        if self.socket is not None:
-            asyncio.create_task(self.socket.call(
-                "client_event", {"kind": "worker_error", "detail": {"message": reason}}))
+        if self.outbox is not None:
+            self.outbox.put("client_event", {"kind": "worker_error", "detail": {"message": reason}})
 
 
 def on_progress(msg):
@@ -125,12 +139,18 @@ class Hello:
     """The server's hello (scene to resume, condition, env config), asked once at start
     and awaited by both the boot (env config) and the scene flow."""
 
-    def __init__(self, socket):
+    def __init__(self, socket, outbox):
         self.reply = None
         self._waiters = []
-        asyncio.create_task(self._ask(socket))
+        asyncio.create_task(self._ask(socket, outbox))
 
-    async def _ask(self, socket, attempts=5):
+    async def _ask(self, socket, outbox, attempts=5):
+        # What an earlier page load could not deliver goes first: its scene results move
+        # the participant on, so the server's answer below is up to date.
+        outbox.seal_leftovers(RESEND_CHUNK)
+        leftovers = outbox.queued_step_records()
+        await outbox.flush(LEFTOVER_WAIT_MS)
+        ui.attr("resent", leftovers)
         # retried: a busy main thread (or network) can let one acknowledgement time out
         for _ in range(attempts):
             self.reply = await socket.call("hello", {})
@@ -185,7 +205,7 @@ def on_uncaught(event):
         ui.error("unexpected page error: " + str(js.String(reason)))
 
 
-async def run_game(cfg, channel, socket, selector, renderer):
+async def run_game(cfg, channel, socket, outbox, selector, renderer):
     """The game scene: ready screen, start key, one episode. Returns its result."""
     from pages.game import play_episode
 
@@ -196,8 +216,8 @@ async def run_game(cfg, channel, socket, selector, renderer):
     if cfg["multiplayer"]:
         from pages.multiplayer import play_multiplayer
 
-        return await play_multiplayer(cfg, channel, renderer, selector, socket, ui)
-    return await play_episode(cfg, channel, renderer, selector, socket, ui)
+        return await play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui)
+    return await play_episode(cfg, channel, renderer, selector, outbox, ui)
 
 
 def show_game_result(result):
@@ -209,7 +229,12 @@ def show_game_result(result):
             window.location.href = result["redirect"]
         ui.message(result["message"])
     elif outcome == "partner_left":
-        ui.message("Your partner left the game. Your data has been saved — thank you!")
+        left = result.get("partner_left") or {}
+        text = left.get("message") or "Your partner left the game. Your data has been saved — thank you!"
+        if left.get("completion_code"):
+            text += " Your completion code: " + left["completion_code"]
+            ui.attr("completion-code", left["completion_code"])
+        ui.message(text)
     elif outcome == "focus_lost":
         ui.message("The game ended because this tab was in the background for too long.")
     elif outcome == "declined":
@@ -222,18 +247,16 @@ def show_game_result(result):
         ui.message(text + ". Thank you!", True)
 
 
-async def run_scenes(cfg, socket, booting, ids, hello_box):
+async def run_scenes(cfg, socket, outbox, booting, ids, hello_box):
     """Walk the participant through the study's scenes, from where the server says they are."""
     import pages.scenes as scenes
     from pages.controls import ActionSelector
     from pages.renderer import CanvasRenderer
 
     hello = await hello_box.get()
-    from pages.game import resend_leftovers
-
-    await resend_leftovers(socket, ui)
     index = hello["scene_index"]
     plan = hello["scenes"]  # this participant's path (their condition may have its own)
+    types = [s["type"] for s in plan]
     result = {"outcome": "already_completed"}
     selector = None
     renderer = None
@@ -242,6 +265,7 @@ async def run_scenes(cfg, socket, booting, ids, hello_box):
         kind = scene["type"]
         answers = None
         if kind == "end":
+            await save_everything(outbox)  # before any redirect back to the recruiter
             await scenes.end(scene, ui, ids)
             return None
         if kind == "game":
@@ -251,7 +275,7 @@ async def run_scenes(cfg, socket, booting, ids, hello_box):
                 selector = ActionSelector(cfg["controls"], cfg["default_action"])
                 renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
                 bind_keyboard(selector)
-            result = await run_game(cfg, channel, socket, selector, renderer)
+            result = await run_game(cfg, channel, socket, outbox, selector, renderer)
             outcome = result.get("outcome", "completed")
             if outcome == "wait_timeout":
                 return result  # nothing more to do here: the fallback takes over
@@ -266,17 +290,23 @@ async def run_scenes(cfg, socket, booting, ids, hello_box):
         report = {"index": index, "scene_id": scene["id"], "outcome": outcome}
         if answers is not None:
             report["answers"] = answers
-        ack = await socket.call("scene_done", report)
-        while ack.get("unreachable"):
-            # the server is away (restart, network): keep the participant here until it is back
-            ui.attr("saving", "waiting")
-            await sleep_ms(1000)
-            ack = await socket.call("scene_done", report)
-        ui.attr("saving", "ok")
-        if not ack.get("ok"):
-            raise RuntimeError("could not save your progress: " + str(ack.get("error")))
-        index = ack["scene_index"]
+        # queued like every other record: the participant moves on even while the server
+        # is away, and the server learns of it (in order) when it is back
+        outbox.put("scene_done", report)
+        index = next_scene(types, index, outcome)
+    await save_everything(outbox)
     return result
+
+
+async def save_everything(outbox):
+    """The study is over: keep the participant here until the server has every record
+    (it may be restarting); only then thank them and let them go."""
+    if await outbox.flush(2000):
+        return
+    ui.set_stage("saving")
+    ui.message("Saving your data… please keep this tab open.")
+    while not await outbox.flush(2000):
+        pass
 
 
 async def main():
@@ -289,9 +319,10 @@ async def main():
     ids["participant_id"] = pid
     socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
                          "url_params": params}, ui)
-    fatal = Fatal(socket)
+    outbox = Outbox(window.localStorage, socket.call_text, sleep_ms, pid, new_stream_id(), show_saving)
+    fatal = Fatal(outbox)
     try:
-        hello = Hello(socket)
+        hello = Hello(socket, outbox)
         booting = asyncio.create_task(boot(cfg, socket, fatal, hello))
         # Game modules are compiled while the worker boots, in a task of their own, so
         # our main-thread start-up is never one long block.
@@ -312,7 +343,7 @@ async def main():
                 await run_in_page(channel, cfg, ui, int(search.get("synctest")))
             ui.set_stage("done")
             return
-        result = await run_scenes(cfg, socket, booting, ids, hello)
+        result = await run_scenes(cfg, socket, outbox, booting, ids, hello)
     except WorkerError as exc:
         fatal(str(exc), exc.reply.get("traceback", ""))
         return

@@ -7,10 +7,9 @@ import asyncio
 import js
 
 from pages.clock import WorkerClock
-from pages.game import Uploader
 from pages.jsbridge import log, new_id, now_ms, sleep_ms, wait_on
 from pages.netcode import InputConflict, RollbackSession
-from pages.recorder import StepRecorder
+from pages.outbox import Uploader
 from protocol import messages as m
 
 REDUNDANT_INPUTS = 8  # each input message repeats the last few, so one lost message costs nothing
@@ -40,6 +39,8 @@ class RoomEvents:
         self.session = None
         self.conflicts = 0
         self.hidden_since = None
+        self.seated = True  # False from a dropped connection until the server gave the seat back
+        self.rejoins = 0
         self._room_waiters = []
         socket.on("waiting", self.on_waiting)
         socket.on("room_start", self.on_room_start)
@@ -48,6 +49,9 @@ class RoomEvents:
         socket.on("desync", self.on_desync)
         socket.on("partner_left", self.on_partner_left)
         socket.on("room_result", self.on_room_result)
+        socket.on("partner_away", self.on_partner_away)
+        socket.on("partner_back", self.on_partner_back)
+        socket.on("partner_replaced", self.on_partner_replaced)
 
     def on_waiting(self, msg):
         if self.room is None:
@@ -89,6 +93,19 @@ class RoomEvents:
     def on_partner_left(self, msg):
         self.partner_left = msg
 
+    def on_partner_away(self, msg):
+        self.ui.attr("partner", "reconnecting")
+        self.ui.message("Partner reconnecting…", True)
+
+    def on_partner_back(self, msg):
+        self.ui.attr("partner", "back")
+        self.ui.playing()
+
+    def on_partner_replaced(self, msg):
+        self.ui.attr("partner", "stand_in")
+        self.ui.playing()
+        self.ui.hud("Your partner left; the computer plays for them now.")
+
     def on_room_result(self, msg):
         self.result = msg
         self.ui.attr("room-status", msg["status"])
@@ -110,7 +127,7 @@ class RttMeter:
             await sleep_ms(RTT_EVERY_MS)
 
 
-async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
+async def play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui):
     mp = cfg["multiplayer"]
     events = RoomEvents(socket, ui)
     episode_id = new_id()
@@ -129,7 +146,7 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
                 "redirect": events.timed_out.get("redirect")}
     ui.attr("room", room["room"])
     ui.attr("player", room["player"])
-    await socket.call("episode_start", {"episode_id": episode_id, "seed": room["seed"], "client": {
+    outbox.put("episode_start", {"episode_id": episode_id, "seed": room["seed"], "client": {
         "worker": cfg["worker"], "fps": cfg["fps"], "room": room["room"], "player": room["player"]}})
     await channel.request(m.RESET, {"seed": room["seed"]})
     session = RollbackSession(room["players"], room["player"], input_delay=mp["input_delay"],
@@ -137,13 +154,15 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
                               last_frame=cfg["max_steps"] - 1, hash_every=mp["hash_every"])
     await channel.request(m.BATCH, {"ops": session.start_ops()})
     events.session = session
-    recorder = StepRecorder(episode_id, cfg["upload_every"])
-    uploader = Uploader(socket, recorder, ui)
+    uploader = Uploader(outbox, episode_id, cfg["upload_every"])
     meter = RttMeter(socket)
     rtt_task = asyncio.create_task(meter.run())
     clock = WorkerClock(1000 / cfg["fps"])
     ui.attr("clock", await clock.start())
-    watch_visibility(events, session, socket, ui, episode_id)
+    watch_visibility(events, session, outbox, ui, episode_id)
+    watcher = (lambda: lost_connection(events, ui),
+               lambda: asyncio.create_task(rejoin(socket, session, events, ui)))
+    socket.watchers.append(watcher)
     ui.set_stage("playing")
     ui.playing()
     try:
@@ -152,6 +171,7 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
     finally:
         meter.running = False
         clock.stop()
+        socket.watchers.remove(watcher)
     if outcome == "focus_lost":
         await socket.call("mp_leave", {"reason": "focus_lost"})
     final = None
@@ -161,10 +181,11 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
         final = reply["results"][0]["hash"]
         ui.attr("state-hash", final)
         await socket.call("state_hash", {"frame": end, "hash": final, "final": True})
-    saved = await uploader.drain()
-    await socket.call("episode_end", {"episode_id": episode_id,
-                                      "status": "completed" if outcome == "completed" else "abandoned",
-                                      "frames": session.emitted_upto, "total_reward": total})
+    uploader.seal()
+    outbox.put("episode_end", {"episode_id": episode_id,
+                               "status": "completed" if outcome == "completed" else "abandoned",
+                               "frames": session.emitted_upto, "total_reward": total})
+    saved = await outbox.flush(10000)
     waited = 0
     while outcome == "completed" and events.result is None and waited < 5000:
         await sleep_ms(50)
@@ -175,7 +196,7 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, ui):
             "result": events.result, "partner_left": events.partner_left}
 
 
-def watch_visibility(events, session, socket, ui, episode_id):
+def watch_visibility(events, session, outbox, ui, episode_id):
     """Record when the tab is hidden/shown; the loop ends the room if it stays hidden
     longer than the focus-loss timeout."""
     def changed(*args):
@@ -184,7 +205,7 @@ def watch_visibility(events, session, socket, ui, episode_id):
         ui.attr("hidden", "1" if hidden else "0")
         report = {"kind": "focus", "episode_id": episode_id,
                   "detail": {"hidden": hidden, "frame": session.frame}}
-        asyncio.create_task(socket.call("client_event", report))
+        outbox.put("client_event", report)
     js.document.addEventListener("visibilitychange", changed)
 
 
@@ -218,6 +239,7 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
             sent = session.local_input(selector.action())
             if sent:
                 recent = (recent + [[f, v] for f, v in sent])[-REDUNDANT_INPUTS:]
+            if sent and events.seated:  # cut off: mp_rejoin hands these over on return
                 socket.send("input", {"frame": session.frame, "inputs": recent,
                                       "adv": session.frame_advantage(meter.rtt_ms / frame_ms)})
         elif not session.can_advance():
@@ -237,7 +259,8 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
             if last is not None and "render" in last:
                 renderer.draw(last["render"])
             for frame, digest in hashes:
-                socket.send("state_hash", {"frame": frame, "hash": digest})
+                if events.seated:
+                    socket.send("state_hash", {"frame": frame, "hash": digest})
         metrics = {"rollbacks": session.stats["rollbacks"], "rollback_depth": last_depth,
                    "rollback_frames": session.stats["rollback_frames"],
                    "prediction_misses": session.stats["prediction_misses"], "batch_ms": batch_ms,
@@ -249,6 +272,33 @@ async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, e
         ui.frame(session.frame)
         ui.attr("rollbacks", session.stats["rollbacks"])
         await clock.tick()
+
+
+def lost_connection(events, ui):
+    events.seated = False
+    ui.attr("seat", "reconnecting")
+
+
+async def rejoin(socket, session, events, ui):
+    """The connection is back (a new socket): take the seat back with the room's token,
+    hand over the inputs made while cut off, and feed in the ones missed; the next tick's
+    plan() rolls back and replays to the present in one BATCH."""
+    mine = session.confirmed[session.local]
+    inputs = [[f, mine[f]] for f in sorted(mine)][-128:]
+    ack = await socket.call("mp_rejoin", {"token": events.room["token"], "inputs": inputs,
+                                          "from_frame": session.missing_from()})
+    if not ack.get("ok"):
+        log("could not take the seat back:", ack.get("error"))
+        ui.attr("seat", "lost")
+        events.partner_left = {"player": session.local, "reason": "reconnect_failed",
+                               "message": "Your connection was lost for too long, so the game has ended."}
+        return
+    for player in ack["inputs"]:
+        events.on_input({"player": player, "frame": None, "inputs": ack["inputs"][player]})
+    events.seated = True
+    events.rejoins += 1
+    ui.attr("seat", "back")
+    ui.attr("rejoins", events.rejoins)
 
 
 async def fetch_missing(socket, session, events):

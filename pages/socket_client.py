@@ -11,6 +11,7 @@ class GameSocket:
         self.ui = ui
         self.connected = False
         self.disconnects = 0
+        self.watchers = []  # (on_down, on_up) pairs: told when the connection drops / returns
         self.sock = window.io(to_js({"transports": ["websocket"], "auth": auth}))
         self.sock.on("connect", self._on_connect)
         self.sock.on("disconnect", self._on_disconnect)
@@ -20,12 +21,17 @@ class GameSocket:
     def _on_connect(self, *args):
         self.connected = True
         self.ui.attr("socket", "connected")
+        if self.disconnects:
+            for _, on_up in list(self.watchers):
+                on_up()
 
     def _on_disconnect(self, *args):
         self.connected = False
         self.disconnects += 1
         self.ui.attr("socket", "disconnected")
         self.ui.attr("disconnects", self.disconnects)
+        for on_down, _ in list(self.watchers):
+            on_down()
 
     def _on_connect_error(self, err, *args):
         self.ui.attr("socket", "error")
@@ -43,6 +49,18 @@ class GameSocket:
     def send(self, event, payload):
         """Fire and forget (no acknowledgement): per-frame traffic."""
         self.sock.emit(event, to_js(payload))
+
+    async def call_text(self, event, text, timeout_ms=10000):
+        """Like call(), with the payload already JSON text (the outbox stores it so): no
+        conversion on the way out, and the server decodes and checks it in one pass."""
+        if not self.connected:
+            return {"ok": False, "error": "not connected", "unreachable": True}
+        try:
+            ack = await self.sock.timeout(timeout_ms).emitWithAck(event, text)
+        except Exception as exc:
+            return {"ok": False, "error": str(exc), "unreachable": True}
+        result = to_py(ack)
+        return result if isinstance(result, dict) else {"ok": False, "error": "bad ack"}
 
     async def call(self, event, payload, timeout_ms=10000):
         """Emit and wait for the server's acknowledgement; returns the ack as a dict,

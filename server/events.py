@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+ID = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 INT64 = 2**63 - 1
@@ -23,14 +25,31 @@ class ConnectAuth(Strict):
     url_params: dict[str, str] = Field(default={}, max_length=32)
 
 
-class EpisodeStart(Strict):
+STREAM = Field(default=None, min_length=1, max_length=40, pattern=ID_PATTERN)
+SEQ = Field(default=None, ge=1, le=INT64)
+
+
+class Sequenced(Strict):
+    """Data messages carry the page load's stream id and a sequence number: the server
+    stores each (participant, stream, seq) once, so a page may resend freely."""
+    stream: str | None = STREAM
+    seq: int | None = SEQ
+
+
+class EpisodeStart(Sequenced):
     episode_id: str = ID
     seed: int | None = Field(default=None, ge=-INT64, le=INT64)
     client: dict[str, Any] = {}
 
 
-class StepRecord(Strict):
-    frame: int = Field(ge=0, le=10_000_000)
+# The hot path (every step of every participant) is validated by msgspec, not pydantic:
+# about 10x less CPU per record, the same strictness (no coercion, unknown fields
+# refused, ranges checked).
+Frame = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
+
+
+class StepRecord(msgspec.Struct, forbid_unknown_fields=True):
+    frame: Frame
     actions: dict[str, Any]
     rewards: Any = 0
     done: bool = False
@@ -43,19 +62,21 @@ class StepRecord(Strict):
     metrics: dict[str, Any] = {}
 
 
-class StepBatch(Strict):
-    episode_id: str = ID
-    records: list[StepRecord] = Field(max_length=2000)
+class StepBatch(msgspec.Struct, forbid_unknown_fields=True):
+    episode_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=ID_PATTERN)]
+    records: Annotated[list[StepRecord], msgspec.Meta(max_length=2000)]
+    stream: Annotated[str, msgspec.Meta(min_length=1, max_length=40, pattern=ID_PATTERN)] | None = None
+    seq: Annotated[int, msgspec.Meta(ge=1, le=INT64)] | None = None
 
 
-class EpisodeEnd(Strict):
+class EpisodeEnd(Sequenced):
     episode_id: str = ID
     status: Literal["completed", "error", "abandoned"]
     frames: int = Field(ge=0, le=10_000_000)
     total_reward: float = 0.0
 
 
-class ClientEvent(Strict):
+class ClientEvent(Sequenced):
     kind: Literal["worker_error", "page_error", "stage", "focus"]
     episode_id: str | None = None
     detail: dict[str, Any] = {}
@@ -72,6 +93,13 @@ class MpJoin(Strict):
     net: NetShape | None = None
 
 
+def _input_pairs(value: list[list[Any]]) -> list[list[Any]]:
+    for pair in value:
+        if len(pair) != 2 or type(pair[0]) is not int or not 0 <= pair[0] <= 10_000_000:
+            raise ValueError("each input must be [frame, value] with 0 <= frame <= 10000000")
+    return value
+
+
 class InputMsg(Strict):
     frame: int = Field(ge=0, le=10_000_000)  # the sender's current frame (time sync)
     inputs: list[list[Any]] = Field(min_length=1, max_length=32)  # [[frame, input], ...]
@@ -80,10 +108,7 @@ class InputMsg(Strict):
     @field_validator("inputs")
     @classmethod
     def _pairs(cls, value: list[list[Any]]) -> list[list[Any]]:
-        for pair in value:
-            if len(pair) != 2 or type(pair[0]) is not int or not 0 <= pair[0] <= 10_000_000:
-                raise ValueError("each input must be [frame, value] with 0 <= frame <= 10000000")
-        return value
+        return _input_pairs(value)
 
 
 class FetchInputs(Strict):
@@ -94,6 +119,18 @@ class StateHash(Strict):
     frame: int = Field(ge=0, le=10_000_000)
     hash: str = Field(pattern=r"^[0-9a-f]{16}$")
     final: bool = False
+
+
+class MpRejoin(Strict):
+    token: str = Field(min_length=16, max_length=64)
+    # the page's own recent inputs: the ones it made while cut off reach the server here
+    inputs: list[list[Any]] = Field(default=[], max_length=128)
+    from_frame: int = Field(0, ge=0, le=10_000_000)  # send me the others' inputs from here on
+
+    @field_validator("inputs")
+    @classmethod
+    def _pairs(cls, value: list[list[Any]]) -> list[list[Any]]:
+        return _input_pairs(value)
 
 
 class MpLeave(Strict):
@@ -108,7 +145,7 @@ class Hello(Strict):
     pass
 
 
-class SceneDone(Strict):
+class SceneDone(Sequenced):
     index: int = Field(ge=0, le=1000)
     scene_id: str = Field(min_length=1, max_length=40)
     outcome: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")

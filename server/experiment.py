@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import runpy
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from server.scenes import Game, Scene, finish_scenes
+from server.scenes import Game, Scene, finish_scenes, personal_order
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -55,6 +55,12 @@ class Multiplayer(BaseModel):
     network: NetworkShape = NetworkShape()
     network_from_url: bool = False  # let ?delay=&jitter=&drop= shape the relay (never in a real study)
     focus_loss_timeout: float = Field(30.0, gt=0)  # a tab hidden this long ends the room
+    # a player whose connection drops may come back within this many seconds (0: never)
+    reconnect_timeout: float = Field(10.0, ge=0, le=300)
+    # after that: "end" the episode for everyone, or let a scripted "stand_in" play the seat
+    dropout: Literal["end", "stand_in"] = "end"
+    dropout_message: str = "Your partner lost their connection, so the game has ended. Thank you!"
+    dropout_completion_code: str | None = None  # shown to the partners left behind (partial pay)
 
 
 class Condition(BaseModel):
@@ -119,11 +125,15 @@ class Experiment(BaseModel):
             raise ValueError("condition names must be unique")
         return value
 
-    def scenes_for(self, condition: str | None) -> list:
+    def scenes_for(self, condition: str | None, participant_id: str | None = None) -> list:
+        """The condition's path; with a participant, in that participant's shuffled order."""
+        scenes = self.scenes
         for c in self.conditions:
             if c.name == condition and c.scenes is not None:
-                return c.scenes
-        return self.scenes
+                scenes = c.scenes
+        if participant_id is None:
+            return scenes
+        return personal_order(scenes, f"{self.name}/{condition}/{participant_id}")
 
     def env_config_for(self, condition: str | None) -> dict[str, Any]:
         for c in self.conditions:

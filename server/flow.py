@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from protocol.scenes import next_scene
 from server.events import Hello, SceneDone
 from server.experiment import Experiment
 from server.scenes import Survey
@@ -56,12 +57,12 @@ class Flow:
         index, outcome = await self.store.get_progress(pid, exp.name)
         return {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
                 "env_config": exp.env_config_for(condition),
-                "scenes": [s.model_dump() for s in exp.scenes_for(condition)]}
+                "scenes": [s.model_dump() for s in exp.scenes_for(condition, pid)]}
 
     async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:
         exp = self.experiments[session["experiment"]]
         pid = session["participant_id"]
-        scenes = exp.scenes_for(await self.store.get_condition(pid, exp.name))
+        scenes = exp.scenes_for(await self.store.get_condition(pid, exp.name), pid)
         index, _ = await self.store.get_progress(pid, exp.name)
         if p.index < index:
             return {"ok": True, "scene_index": index}  # a resend of something already recorded
@@ -71,10 +72,7 @@ class Flow:
         if p.scene_id != scene.id:
             raise Rejected(f"scene {index} is {scene.id!r}, not {p.scene_id!r}")
         answers = check_answers(scene, p.answers) if isinstance(scene, Survey) else None
-        following = index + 1
-        if scene.type == "consent" and p.outcome == "declined":
-            # straight to the end scene (or past the last scene if there is none)
-            following = len(scenes) - 1 if scenes[-1].type == "end" else len(scenes)
+        following = next_scene([s.type for s in scenes], index, p.outcome)
         await self.store.set_progress(pid, exp.name, following, p.outcome, answers, scene.id)
         await self.store.add_event(pid, None, "scene", {"index": index, "id": scene.id, "outcome": p.outcome})
         return {"ok": True, "scene_index": following}

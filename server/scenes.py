@@ -4,6 +4,8 @@ plays the experiment's env with its top-level settings."""
 
 from __future__ import annotations
 
+import hashlib
+import random
 from typing import Annotated, Literal
 
 import markdown
@@ -17,6 +19,8 @@ class SceneBase(BaseModel):
     id: str = SCENE_ID  # defaults to "<type>-<position>"
     # "markdown": the scene's text fields (html, pages) are Markdown, turned into HTML here
     format: Literal["html", "markdown"] = "html"
+    # scenes naming the same shuffle group trade places, in an order drawn per participant
+    shuffle: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,40}$")
 
     @model_validator(mode="after")
     def _render_markdown(self):
@@ -99,8 +103,30 @@ def finish_scenes(scenes: list) -> list:
         if scene.id in seen:
             raise ValueError(f"scene id {scene.id!r} is used twice")
         seen.add(scene.id)
+    if any(s.type == "end" and s.shuffle for s in scenes):
+        raise ValueError("the end scene cannot be in a shuffle group")
     if sum(s.type == "end" for s in scenes) > 1 or any(s.type == "end" for s in scenes[:-1]):
         raise ValueError("an end scene may only be the last scene")
     if not any(s.type == "game" for s in scenes):
         raise ValueError("the scenes must include a game scene")
     return scenes
+
+
+def personal_order(scenes: list, key: str) -> list:
+    """The path one participant walks: scenes sharing a shuffle group trade places in an
+    order drawn from `key` (experiment, condition and participant), the same at every
+    visit, so a reload resumes the same path without storing it."""
+    groups: dict[str, list[int]] = {}
+    for i, scene in enumerate(scenes):
+        if scene.shuffle:
+            groups.setdefault(scene.shuffle, []).append(i)
+    if not groups:
+        return scenes
+    path = list(scenes)
+    for name, positions in sorted(groups.items()):
+        rng = random.Random(hashlib.sha256(f"{key}/{name}".encode()).digest())
+        members = [scenes[i] for i in positions]
+        rng.shuffle(members)
+        for i, scene in zip(positions, members, strict=True):
+            path[i] = scene
+    return path

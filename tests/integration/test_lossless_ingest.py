@@ -61,3 +61,41 @@ async def test_concurrent_participants_each_get_their_own_exact_count(tmp_path):
         assert server.query("SELECT count(*) FROM steps") == [(20 * 500,)]
     finally:
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_sequenced_messages_are_stored_once_per_stream_and_seq_across_a_restart(tmp_path):
+    """What the page's outbox relies on: every data message carries (stream, seq); a
+    resend of one the server has, even as JSON text and after a restart, changes nothing,
+    while the same seq in another stream (another page load) is a different message."""
+    import json
+
+    first = start_server(tmp_path)
+    stream = "1700000000000-aaaaaaaa"
+    event = {"kind": "focus", "detail": {"hidden": True}, "stream": stream, "seq": 2}
+    try:
+        async with participant(first.url, "seq-keeper") as p:
+            start = {"episode_id": "ep-seq", "seed": 1, "stream": stream, "seq": 1}
+            assert (await p.call("episode_start", start))["ok"]
+            assert await p.call("client_event", event) == {"ok": True}
+            assert await p.call("client_event", json.dumps(event)) == {"ok": True, "duplicate": True}
+    finally:
+        first.stop()
+    second = start_server(tmp_path)
+    try:
+        async with participant(second.url, "seq-keeper") as p:
+            assert await p.call("client_event", event) == {"ok": True, "duplicate": True}
+            steps = {"episode_id": "ep-seq", "records": batch(range(5)), "stream": stream, "seq": 3}
+            assert (await p.call("steps", json.dumps(steps)))["stored"] == 5
+            assert await p.call("steps", json.dumps(steps)) == {"ok": True, "duplicate": True}
+            other_load = {**event, "stream": "1700000099999-bbbbbbbb"}
+            assert await p.call("client_event", other_load) == {"ok": True}
+            bad = await p.call("client_event", {**event, "seq": 0})
+            assert not bad["ok"] and "seq" in bad["error"]
+        assert second.query("SELECT count(*) FROM events WHERE kind='focus'") == [(2,)]
+        assert second.query("SELECT count(*) FROM steps WHERE episode_id='ep-seq'") == [(5,)]
+        assert second.query("SELECT stream, seq FROM receipts WHERE participant_id='seq-keeper'"
+                            " ORDER BY stream, seq") == [(stream, 1), (stream, 2), (stream, 3),
+                                                         ("1700000099999-bbbbbbbb", 2)]
+    finally:
+        second.stop()

@@ -35,7 +35,7 @@ EXPERIMENTS: dict[str, dict] = {
     "mp-order": {},
     "mp-end": {},
     "mp-desync": {},
-    "mp-drop": {},
+    "mp-drop": {"reconnect_timeout": 0},  # no reconnect window: a drop ends the room at once
     "mp-leave": {},
     "mp-wait": {"wait_timeout": 1.0, "wait_timeout_message": "nobody came",
                 "wait_timeout_redirect": "https://example.org/done"},
@@ -45,7 +45,7 @@ EXPERIMENTS: dict[str, dict] = {
 }
 
 SERVER_EVENTS = ("waiting", "room_start", "wait_timeout", "input", "desync", "partner_left",
-                 "room_result", "server_error")
+                 "room_result", "server_error", "partner_away", "partner_back", "partner_replaced")
 _ids = itertools.count(1)
 
 

@@ -35,6 +35,8 @@ def test_scene_ids_default_to_type_and_position(tmp_path):
     ([{"type": "game", "id": "a"}, {"type": "consent", "html": "x", "id": "a"}], "used twice"),
     ([{"type": "game"}, {"type": "survey", "questions": [
         {"id": "q", "kind": "choice", "prompt": "?", "options": ["only"]}]}], "at least 2 options"),
+    ([{"type": "game"}, {"type": "end", "shuffle": "g"}], "end scene cannot be in a shuffle group"),
+    ([{"type": "game", "shuffle": "Not A Name"}], "scenes.0.game.shuffle"),
     ([{"type": "game"}, {"type": "survey", "questions": [
         {"id": "q", "kind": "text", "prompt": "?"}, {"id": "q", "kind": "text", "prompt": "?"}]}], "unique"),
 ])
@@ -112,3 +114,25 @@ def test_markdown_scenes_are_rendered_to_html(tmp_path):
     consent, instructions = exp.scenes[0], exp.scenes[1]
     assert "<strong>play</strong>" in consent.html and "<li>fun</li>" in consent.html
     assert instructions.pages == ["<h1>Page one</h1>", "<p>Use <em>arrows</em></p>"]
+
+
+SHUFFLED = [{"type": "consent", "html": "x"},
+            {"type": "instructions", "pages": ["a"], "id": "a", "shuffle": "blocks"},
+            {"type": "instructions", "pages": ["b"], "id": "b", "shuffle": "blocks"},
+            {"type": "game"},
+            {"type": "instructions", "pages": ["c"], "id": "c", "shuffle": "blocks"},
+            {"type": "end"}]
+
+
+def test_shuffle_groups_trade_places_per_participant_and_stay_put_across_visits(tmp_path):
+    exp = load(tmp_path, SHUFFLED)
+    orders = {}
+    for n in range(60):
+        path = [s.id for s in exp.scenes_for(None, f"p{n}")]
+        assert path == [s.id for s in exp.scenes_for(None, f"p{n}")]  # a reload sees the same path
+        # only the group's own positions (1, 2, 4) move
+        assert (path[0], path[3], path[5]) == ("consent-0", "game-3", "end-5")
+        assert sorted(path[i] for i in (1, 2, 4)) == ["a", "b", "c"]
+        orders[tuple(path[i] for i in (1, 2, 4))] = orders.get(tuple(path[i] for i in (1, 2, 4)), 0) + 1
+    assert len(orders) == 6  # every order of three occurs among 60 participants
+    assert [s.id for s in exp.scenes_for(None)] == ["consent-0", "a", "b", "game-3", "c", "end-5"]

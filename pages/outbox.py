@@ -1,0 +1,179 @@
+"""Every message the server must not miss (episode start and end, step batches, scene
+results with survey answers, client events) goes through the outbox.
+
+A message gets the page load's stream id and the next sequence number, is written to
+localStorage before it is first sent, and is removed only when the server acknowledged
+it. Messages go one at a time, in order, so the server always sees an episode's start
+before its steps. The server stores each (participant, stream, seq) once, so resending
+after a reconnect or a reload is always safe; leftovers of an earlier page load go
+first, because stream ids sort by creation time.
+
+Pure Python (MicroPython and CPython): the page passes in localStorage, its socket call
+and its sleep, so pytest runs this module as it is."""
+
+import asyncio
+import json
+
+PREFIX = "coplay:out:"
+OPEN_PREFIX = "coplay:open:"  # the step batch still being filled, rewritten every frame
+RETRY_MS = 500
+
+
+def _keys(storage, prefix):
+    found = []
+    for i in range(int(storage.length)):
+        key = str(storage.key(i))
+        if key.startswith(prefix):
+            found.append(key)
+    found.sort()
+    return found
+
+
+class Outbox:
+    def __init__(self, storage, call, sleep, participant, stream, on_change=None):
+        self.storage = storage  # the Web Storage API: window.localStorage in the page
+        self.call = call  # async (event, payload_json) -> ack dict
+        self.sleep = sleep  # async (ms) -> None
+        self.prefix = PREFIX + participant + ":"
+        self.open_prefix = OPEN_PREFIX + participant + ":"
+        self.stream = stream
+        self.on_change = on_change
+        self.seq = 0
+        self.delivered = 0
+        self.rejected = []
+        self.steps_delivered = {}  # episode id -> step records the server acknowledged
+        self.waiting = False  # True while the server is unreachable
+        self._task = None
+
+    # -- writing ------------------------------------------------------------------------
+    def put(self, event, payload):
+        """Queue `payload` for `event`; it is in localStorage when this returns."""
+        self.seq += 1
+        body = dict(payload)
+        body["stream"] = self.stream
+        body["seq"] = self.seq
+        key = self.prefix + self.stream + ":" + ("%08d" % self.seq) + ":" + event
+        self.storage.setItem(key, json.dumps(body))
+        self.kick()
+        return self.seq
+
+    def keep_open(self, episode_id, records):
+        """Persist the batch still being filled (so a closed tab loses no frame)."""
+        key = self.open_prefix + episode_id
+        if records:
+            self.storage.setItem(key, json.dumps(records))
+        else:
+            self.storage.removeItem(key)
+
+    def seal_leftovers(self, chunk):
+        """Queue the half-filled batches an earlier page load left behind."""
+        for key in _keys(self.storage, self.open_prefix):
+            records = json.loads(str(self.storage.getItem(key)))
+            episode_id = key[len(self.open_prefix):]
+            for start in range(0, len(records), chunk):
+                self.put("steps", {"episode_id": episode_id, "records": records[start:start + chunk]})
+            self.storage.removeItem(key)
+
+    # -- delivery -----------------------------------------------------------------------
+    def pending(self):
+        return len(_keys(self.storage, self.prefix))
+
+    def queued_step_records(self):
+        count = 0
+        for key in _keys(self.storage, self.prefix):
+            if key.endswith(":steps"):
+                count += len(json.loads(str(self.storage.getItem(key)))["records"])
+        return count
+
+    def kick(self):
+        if self._task is None:
+            self._task = asyncio.create_task(self._pump())
+
+    async def _pump(self):
+        try:
+            while True:
+                keys = _keys(self.storage, self.prefix)
+                if not keys:
+                    return
+                key = keys[0]
+                event = key.rsplit(":", 1)[1]
+                body = str(self.storage.getItem(key))
+                ack = await self.call(event, body)
+                if ack.get("ok"):
+                    self._done(key, event, body)
+                elif ack.get("unreachable") or ack.get("retry"):
+                    self._set_waiting(True)
+                    await self.sleep(RETRY_MS)
+                else:
+                    # refused for good (it can never become valid): keep the queue moving
+                    self.rejected.append((event, str(ack.get("error"))))
+                    self.storage.removeItem(key)
+        finally:
+            self._task = None
+            self._set_waiting(False)
+
+    def _done(self, key, event, body):
+        self.storage.removeItem(key)
+        self.delivered += 1
+        if event == "steps":
+            payload = json.loads(body)
+            eid = payload["episode_id"]
+            self.steps_delivered[eid] = self.steps_delivered.get(eid, 0) + len(payload["records"])
+        self._set_waiting(False)
+
+    def _set_waiting(self, waiting):
+        if waiting != self.waiting:
+            self.waiting = waiting
+            if self.on_change is not None:
+                self.on_change(self)
+        elif not waiting and self.on_change is not None:
+            self.on_change(self)
+
+    async def flush(self, timeout_ms=None):
+        """Wait until everything queued is acknowledged; False if `timeout_ms` passed
+        first (what is left stays queued)."""
+        waited = 0
+        while self.pending():
+            if timeout_ms is not None and waited >= timeout_ms:
+                return False
+            self.kick()
+            await self.sleep(50)
+            waited += 50
+        return True
+
+
+class Uploader:
+    """One episode's step records: filled into batches of `batch_size`, each batch handed
+    to the outbox (numbered, kept in localStorage, delivered in order until acknowledged).
+    The batch being filled is rewritten to localStorage every frame, so a closed tab
+    loses no frame either: the next page load queues it (Outbox.seal_leftovers)."""
+
+    def __init__(self, outbox, episode_id, batch_size):
+        self.outbox = outbox
+        self.episode_id = episode_id
+        self.batch_size = batch_size
+        self.open = []
+
+    def add(self, record):
+        self.open.append(record)
+        if len(self.open) >= self.batch_size:
+            self.seal()
+        else:
+            self.outbox.keep_open(self.episode_id, self.open)
+
+    def seal(self):
+        # queued (persisted) first, forgotten second: a crash between them resends frames
+        # the server already has, which it ignores
+        if self.open:
+            self.outbox.put("steps", {"episode_id": self.episode_id, "records": self.open})
+            self.open = []
+        self.outbox.keep_open(self.episode_id, [])
+
+    async def drain(self, timeout_ms=10000):
+        """Queue the last records and wait (bounded) for the server to have everything.
+        What it could not deliver stays queued: sent on reconnect or on the next load."""
+        self.seal()
+        return await self.outbox.flush(timeout_ms)
+
+    def saved(self):
+        return self.outbox.steps_delivered.get(self.episode_id, 0)

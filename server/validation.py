@@ -1,0 +1,44 @@
+"""One way to check an event payload against its schema, whichever library defines it:
+pydantic models (most events) or msgspec Structs (the per-step hot path)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+from pydantic import BaseModel, ValidationError
+
+
+class Invalid(ValueError):
+    """The payload does not match its schema; the message names the field."""
+
+
+def pydantic_problem(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()[:5])
+
+
+def validate(model: type, data: Any) -> Any:
+    """Return `data` as an instance of `model`; a JSON string is decoded first."""
+    if isinstance(data, str) and not issubclass(model, BaseModel):
+        # the page sends step batches as JSON text: decode and check in one pass
+        try:
+            return msgspec.json.decode(data, type=model, strict=True)
+        except msgspec.ValidationError as exc:
+            raise Invalid(str(exc).replace("`$", "`payload")) from None
+        except msgspec.DecodeError as exc:
+            raise Invalid(f"not JSON: {exc}") from None
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except ValueError as exc:
+            raise Invalid(f"not JSON: {exc}") from None
+    if issubclass(model, BaseModel):
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise Invalid(pydantic_problem(exc)) from None
+    try:
+        return msgspec.convert(data, model, strict=True)
+    except msgspec.ValidationError as exc:
+        raise Invalid(str(exc).replace("`$", "`payload")) from None
