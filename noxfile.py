@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
-from pathlib import Path
 
 import nox
 
@@ -19,24 +19,37 @@ nox.options.reuse_venv = "yes"
 nox.options.error_on_missing_interpreters = True
 
 CHROMIUM = os.environ.get("COPLAY_CHROMIUM", "/usr/bin/chromium")
+POSTGRES_INITDB = "/usr/lib/postgresql/*/bin/initdb"  # Debian keeps the server binaries off PATH
 
 
 def _vendor(session: nox.Session) -> None:
     session.run("python", "-m", "server.vendor")
 
 
-def _ensure_chromium(session: nox.Session) -> None:
-    """Playwright cannot download browsers here: use Debian's chromium."""
-    if Path(CHROMIUM).exists():
+def _ensure_debian(session: nox.Session, binary_path: str, packages: list[str], hint: str = "") -> None:
+    """Install Debian packages with apt-get when ``binary_path`` (a path or a glob) is missing."""
+    if glob.glob(binary_path):
         return
     if shutil.which("apt-get") is None:
-        session.error(f"{CHROMIUM} is missing and apt-get is unavailable: "
-                      "install Chromium and set COPLAY_CHROMIUM")
+        session.error(f"{binary_path} is missing and apt-get is unavailable: install {' '.join(packages)}"
+                      + (f" ({hint})" if hint else ""))
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run(*sudo, "apt-get", "update", "-q", external=True, env=env)
-    session.run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium",
-                "fonts-dejavu-core", external=True, env=env)
+    session.run(*sudo, "apt-get", "install", "-y", "-q", "--no-install-recommends", *packages,
+                external=True, env=env)
+
+
+def _ensure_chromium(session: nox.Session) -> None:
+    """Playwright cannot download browsers here: use Debian's chromium."""
+    _ensure_debian(session, CHROMIUM, ["chromium", "fonts-dejavu-core"], "or set COPLAY_CHROMIUM")
+
+
+def _ensure_postgres(session: nox.Session) -> None:
+    """The Postgres tests start a real throwaway server (tests/postgres.py): Debian's initdb/pg_ctl."""
+    where = os.environ.get("COPLAY_PG_BIN")
+    _ensure_debian(session, f"{where}/initdb" if where else POSTGRES_INITDB, ["postgresql"],
+                   "or set COPLAY_PG_BIN to the folder holding initdb")
 
 
 @nox.session
@@ -55,7 +68,9 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """Lint, unit and integration tests (real server processes, real Socket.IO clients)."""
+    """Lint, unit and integration tests (real server processes, real Socket.IO clients,
+    a real throwaway Postgres)."""
+    _ensure_postgres(session)
     session.install("-r", "requirements-test.txt")
     session.run("ruff", "check", ".")
     _vendor(session)
@@ -82,6 +97,7 @@ def export(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """Benchmarks, baselines side by side in the same run."""
     _ensure_chromium(session)
+    _ensure_postgres(session)
     session.install("-r", "requirements-bench.txt")
     _vendor(session)
     session.run("python", "-m", "bench.run", *session.posargs, env={"COPLAY_CHROMIUM": CHROMIUM})

@@ -1,6 +1,7 @@
 """Issue 5 figures: step-record ingest through Socket.IO (validated, acknowledged,
 stored in SQLite) vs the same inserts straight into the store (the baseline), ack
-latency under a realistic load, and export time for a million step rows."""
+latency under a realistic load, and export time for a million step rows; the two ingest
+figures again with Postgres as the database (``*_postgres``)."""
 
 from __future__ import annotations
 
@@ -141,5 +142,26 @@ def run() -> dict:
     finally:
         server.stop()
     direct = _in_thread(_direct(work / "direct.sqlite", batch=500, seconds=10))
-    return {"realistic_50x30": realistic, "socketio_max": saturated, "direct_store_max": direct,
-            "export_1m": export_million(work)}
+    results = {"realistic_50x30": realistic, "socketio_max": saturated, "direct_store_max": direct,
+               "export_1m": export_million(work)}
+    results.update(postgres(work))
+    return results
+
+
+def postgres(work: Path) -> dict:
+    """The same two ingest figures with the database setting a postgresql:// URL: a real
+    local Postgres (tests/postgres.py) with its default, crash-safe settings."""
+    from tests.postgres import start_postgres
+
+    pg = start_postgres(durable=True)
+    try:
+        database = pg.create_database("coplay_bench")
+        server = start_server(work, experiments_dir=work / "exps", database=database)
+        try:
+            saturated = _in_thread(_saturate(server.url, participants=50, batch=500, seconds=15))
+        finally:
+            server.stop()
+        direct = _in_thread(_direct(pg.create_database("coplay_direct"), batch=500, seconds=10))
+    finally:
+        pg.stop()
+    return {"socketio_max_postgres": saturated, "direct_store_max_postgres": direct}

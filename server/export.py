@@ -1,43 +1,57 @@
 """Export one experiment's data as tidy tables: a CSV and a Parquet file per table, plus
 manifest.json (row counts, file hashes, the code hash of the experiment and env, and the
 browser runtime versions), so an analysis can say exactly what produced the data.
+Reads the server's database setting: a SQLite file or a postgresql:// URL.
 
-    python -m server.export EXPERIMENT [--database data/coplay.sqlite] [--out exports]
+    python -m server.export EXPERIMENT [--database data/coplay.sqlite | postgresql://...] [--out exports]
     nox -s export -- EXPERIMENT
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import csv
 import datetime as dt
 import hashlib
 import json
-import sqlite3
 import sys
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from sqlalchemy import Float, Integer, inspect, text
+from sqlalchemy.engine import Connection
 
 from server.experiment import Experiment, ExperimentError, load_experiments
 from server.settings import ServerSettings
+from server.storage import create_engine, is_url
 from server.vendor import sha256_of, versions
 
-# table -> query selecting one experiment's rows (JSON columns stay JSON text)
-TABLES = {
-    "participants": "SELECT * FROM participants WHERE experiment = :e ORDER BY created, id",
-    "episodes": "SELECT * FROM episodes WHERE experiment = :e ORDER BY started, id",
-    "steps": "SELECT s.* FROM steps s JOIN episodes e ON e.id = s.episode_id WHERE e.experiment = :e"
-             " ORDER BY s.episode_id, s.frame",
-    "survey_responses": "SELECT * FROM survey_responses WHERE experiment = :e"
-                        " ORDER BY participant_id, scene_id, question_id",
-    "progress": "SELECT * FROM progress WHERE experiment = :e ORDER BY participant_id",
-    "rooms": "SELECT * FROM rooms WHERE experiment = :e ORDER BY created, id",
-    "events": "SELECT v.* FROM events v LEFT JOIN participants p ON p.id = v.participant_id"
-              " WHERE p.experiment = :e OR json_extract(v.payload, '$.room') IN"
-              " (SELECT id FROM rooms WHERE experiment = :e) ORDER BY v.id",
-}
+# The one dialect-specific piece: the room id inside an event's JSON payload.
+ROOM_OF_EVENT = {"sqlite": "json_extract(v.payload, '$.room')",
+                 "postgresql": "(CAST(v.payload AS json) ->> 'room')"}
+
+
+def queries(dialect: str = "sqlite") -> dict[str, str]:
+    """table -> query selecting one experiment's rows (JSON columns stay JSON text)."""
+    return {
+        "participants": "SELECT * FROM participants WHERE experiment = :e ORDER BY created, id",
+        "episodes": "SELECT * FROM episodes WHERE experiment = :e ORDER BY started, id",
+        "steps": "SELECT s.* FROM steps s JOIN episodes e ON e.id = s.episode_id WHERE e.experiment = :e"
+                 " ORDER BY s.episode_id, s.frame",
+        "survey_responses": "SELECT * FROM survey_responses WHERE experiment = :e"
+                            " ORDER BY participant_id, scene_id, question_id",
+        "progress": "SELECT * FROM progress WHERE experiment = :e ORDER BY participant_id",
+        "rooms": "SELECT * FROM rooms WHERE experiment = :e ORDER BY created, id",
+        "events": "SELECT v.* FROM events v LEFT JOIN participants p ON p.id = v.participant_id"
+                  f" WHERE p.experiment = :e OR {ROOM_OF_EVENT[dialect]} IN"
+                  " (SELECT id FROM rooms WHERE experiment = :e) ORDER BY v.id",
+    }
+
+
+TABLES = queries("sqlite")
 BATCH_ROWS = 200_000
 
 
@@ -49,41 +63,68 @@ def code_hash(exp: Experiment) -> str:
     return digest.hexdigest()
 
 
-ARROW_TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
+def _arrow_type(column_type) -> pa.DataType:
+    if isinstance(column_type, Integer):
+        return pa.int64()
+    if isinstance(column_type, Float):  # SQLite REAL, Postgres double precision
+        return pa.float64()
+    return pa.string()
 
 
-def _schema(conn: sqlite3.Connection, table: str) -> pa.Schema:
+def _schema(conn: Connection, table: str) -> pa.Schema:
     # typed from the table's declaration, so an all-NULL column is still the right type
-    return pa.schema([(row[1], ARROW_TYPES.get(row[2].upper(), pa.string()))
-                      for row in conn.execute(f"PRAGMA table_info({table})")])
+    inspector = inspect(conn)
+    if not inspector.has_table(table):
+        return pa.schema([])
+    return pa.schema([(c["name"], _arrow_type(c["type"])) for c in inspector.get_columns(table)])
 
 
-def _write_table(conn: sqlite3.Connection, name: str, query: str, experiment: str, out: Path) -> int:
+def _write_table(conn: Connection, name: str, query: str, experiment: str, out: Path) -> int:
     schema = _schema(conn, name)
     if not len(schema):
         return 0  # a database from before this table existed
-    cur = conn.execute(query, {"e": experiment})
-    columns = [c[0] for c in cur.description]
+    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
+        text(query), {"e": experiment})
+    columns = list(result.keys())
     rows = 0
     with (out / f"{name}.csv").open("w", newline="") as fh, \
             pq.ParquetWriter(out / f"{name}.parquet", schema) as parquet:
         out_csv = csv.writer(fh)
         out_csv.writerow(columns)
-        while chunk := cur.fetchmany(BATCH_ROWS):
+        for chunk in result.partitions():
             out_csv.writerows(chunk)
             rows += len(chunk)
-            parquet.write_table(pa.Table.from_pydict(
-                {c: [r[i] for r in chunk] for i, c in enumerate(columns)}, schema=schema))
+            data = dict(zip(columns, zip(*chunk, strict=True), strict=True))
+            parquet.write_table(pa.Table.from_arrays(
+                [pa.array(data[field.name], type=field.type) for field in schema], schema=schema))
     return rows
 
 
-def export(database: Path, exp: Experiment, out: Path) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+async def _write_tables(database: str | Path, experiment: str, out: Path) -> dict[str, int]:
+    engine = create_engine(database, readonly=True)
     try:
-        counts = {name: _write_table(conn, name, query, exp.name, out) for name, query in TABLES.items()}
+        async with engine.connect() as conn:
+            tables = queries(conn.dialect.name)
+            return await conn.run_sync(
+                lambda sync: {name: _write_table(sync, name, query, experiment, out)
+                              for name, query in tables.items()})
     finally:
-        conn.close()
+        await engine.dispose()
+
+
+def _run(coro):
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from inside an event loop
+        return pool.submit(asyncio.run, coro).result()
+
+
+def export(database: str | Path, exp: Experiment, out: Path) -> dict:
+    """Write ``out``; ``database`` is the server's setting (a SQLite file or a postgresql:// URL)."""
+    out.mkdir(parents=True, exist_ok=True)
+    counts = _run(_write_tables(database, exp.name, out))
     manifest = {
         "experiment": exp.name,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -101,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment")
-    parser.add_argument("--database", type=Path, default=ServerSettings().database)
+    parser.add_argument("--database", default=str(ServerSettings().database),
+                        help="SQLite file or postgresql:// URL")
     parser.add_argument("--experiments-dir", type=Path, default=ServerSettings().experiments_dir)
     parser.add_argument("--out", type=Path, default=Path("exports"))
     args = parser.parse_args(argv)
@@ -113,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.experiment not in experiments:
         print(f"unknown experiment {args.experiment!r}; known: {sorted(experiments)}", file=sys.stderr)
         return 2
-    if not args.database.exists():
+    if not is_url(args.database) and not Path(args.database).exists():
         print(f"{args.database}: no database", file=sys.stderr)
         return 2
     out = args.out / args.experiment

@@ -19,7 +19,14 @@ class ServerSettings(BaseSettings):
     port: int = Field(8000, ge=0, le=65535)
     experiments_dir: Path = ROOT / "experiments"
     default_experiment: str | None = None
-    database: Path = ROOT / "data" / "coplay.sqlite"
+    # A SQLite file, or a Postgres URL: postgresql://user:password@host:5432/dbname
+    database: Path | str = ROOT / "data" / "coplay.sqlite"
+
+    @field_validator("database")
+    @classmethod
+    def _path_or_url(cls, value: Path | str) -> Path | str:
+        return value if isinstance(value, str) and "://" in value else Path(value)
+
     pyscript_toml: Path = ROOT / "pyscript.toml"
     vendor_dir: Path = ROOT / "vendor"
     # Socket.IO heartbeat: a page that misses pings for interval+timeout is dropped.

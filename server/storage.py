@@ -1,60 +1,144 @@
-"""Experiment data in SQLite through aiosqlite. Writes are idempotent (a step is keyed
-by episode and frame), so a client may resend a batch it is unsure about."""
+"""Experiment data through SQLAlchemy Core (async): SQLite (aiosqlite) by default, Postgres
+(asyncpg) when the database setting is a ``postgresql://`` URL. One code path and the same
+tables for both. Writes are idempotent (a step is keyed by episode and frame), so a client
+may resend a batch it is unsure about."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
+from sqlalchemy import (
+    REAL,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    event,
+    inspect,
+    text,
+)
+from sqlalchemy.dialects.postgresql import DOUBLE_PRECISION
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-SCHEMA = """
-PRAGMA journal_mode=WAL;
--- WAL + NORMAL: a commit survives a crash or restart of the server process (what we
--- promise); only an OS crash or power cut could lose the last moments.
-PRAGMA synchronous=NORMAL;
-CREATE TABLE IF NOT EXISTS participants (
-    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, url_params TEXT NOT NULL, created REAL NOT NULL,
-    condition TEXT
-);
-CREATE TABLE IF NOT EXISTS episodes (
-    id TEXT PRIMARY KEY, participant_id TEXT NOT NULL REFERENCES participants(id),
-    experiment TEXT NOT NULL, seed INTEGER, started REAL NOT NULL, ended REAL,
-    status TEXT NOT NULL DEFAULT 'running', frames INTEGER, total_reward REAL, client TEXT
-);
-CREATE TABLE IF NOT EXISTS steps (
-    episode_id TEXT NOT NULL REFERENCES episodes(id), frame INTEGER NOT NULL,
-    actions TEXT NOT NULL, rewards TEXT NOT NULL, done INTEGER NOT NULL, info TEXT NOT NULL,
-    t_client REAL, t_sent REAL, t_worker_start REAL, t_worker_end REAL, t_received REAL,
-    t_server REAL NOT NULL, metrics TEXT,
-    PRIMARY KEY (episode_id, frame)
-);
-CREATE TABLE IF NOT EXISTS progress (
-    participant_id TEXT NOT NULL, experiment TEXT NOT NULL, scene_index INTEGER NOT NULL,
-    outcome TEXT, updated REAL NOT NULL, PRIMARY KEY (participant_id, experiment)
-);
-CREATE TABLE IF NOT EXISTS survey_responses (
-    participant_id TEXT NOT NULL, experiment TEXT NOT NULL, scene_id TEXT NOT NULL,
-    question_id TEXT NOT NULL, answer TEXT NOT NULL, t_server REAL NOT NULL,
-    PRIMARY KEY (participant_id, experiment, scene_id, question_id)
-);
-CREATE TABLE IF NOT EXISTS rooms (
-    id TEXT PRIMARY KEY, experiment TEXT NOT NULL, seed INTEGER NOT NULL, players TEXT NOT NULL,
-    created REAL NOT NULL, ended REAL, status TEXT NOT NULL, end_frame INTEGER,
-    final_hashes TEXT, replay_hash TEXT, desyncs TEXT, inputs TEXT, end_reason TEXT, condition TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, participant_id TEXT, episode_id TEXT,
-    kind TEXT NOT NULL, payload TEXT NOT NULL, t_server REAL NOT NULL
-);
-"""
+# SQLite keeps its declared types (INTEGER, REAL, TEXT); Postgres gets 64-bit integers and
+# double precision (its REAL is 32-bit: far too coarse for epoch timestamps).
+INT = Integer().with_variant(BigInteger(), "postgresql")
+FLOAT = REAL().with_variant(DOUBLE_PRECISION(), "postgresql")
 
+metadata = MetaData()
+Table("participants", metadata,
+      Column("id", Text, primary_key=True), Column("experiment", Text, nullable=False),
+      Column("url_params", Text, nullable=False), Column("created", FLOAT, nullable=False),
+      Column("condition", Text))
+Table("episodes", metadata,
+      Column("id", Text, primary_key=True),
+      Column("participant_id", Text, ForeignKey("participants.id"), nullable=False),
+      Column("experiment", Text, nullable=False), Column("seed", INT),
+      Column("started", FLOAT, nullable=False), Column("ended", FLOAT),
+      Column("status", Text, nullable=False, server_default="running"),
+      Column("frames", INT), Column("total_reward", FLOAT), Column("client", Text))
+STEP_COLUMNS = ("episode_id", "frame", "actions", "rewards", "done", "info", "t_client", "t_sent",
+                "t_worker_start", "t_worker_end", "t_received", "t_server", "metrics")
+Table("steps", metadata,
+      Column("episode_id", Text, ForeignKey("episodes.id"), nullable=False),
+      Column("frame", INT, nullable=False),
+      Column("actions", Text, nullable=False), Column("rewards", Text, nullable=False),
+      Column("done", INT, nullable=False), Column("info", Text, nullable=False),
+      *(Column(name, FLOAT) for name in STEP_COLUMNS[6:11]),
+      Column("t_server", FLOAT, nullable=False), Column("metrics", Text),
+      PrimaryKeyConstraint("episode_id", "frame"))
+Table("progress", metadata,
+      Column("participant_id", Text, nullable=False), Column("experiment", Text, nullable=False),
+      Column("scene_index", INT, nullable=False), Column("outcome", Text),
+      Column("updated", FLOAT, nullable=False),
+      PrimaryKeyConstraint("participant_id", "experiment"))
+Table("survey_responses", metadata,
+      *(Column(name, Text, nullable=False) for name in ("participant_id", "experiment", "scene_id",
+                                                         "question_id", "answer")),
+      Column("t_server", FLOAT, nullable=False),
+      PrimaryKeyConstraint("participant_id", "experiment", "scene_id", "question_id"))
+Table("rooms", metadata,
+      Column("id", Text, primary_key=True), Column("experiment", Text, nullable=False),
+      Column("seed", INT, nullable=False), Column("players", Text, nullable=False),
+      Column("created", FLOAT, nullable=False), Column("ended", FLOAT),
+      Column("status", Text, nullable=False),
+      Column("end_frame", INT), Column("final_hashes", Text), Column("replay_hash", Text),
+      Column("desyncs", Text), Column("inputs", Text), Column("end_reason", Text), Column("condition", Text))
+Table("events", metadata,
+      Column("id", INT, primary_key=True, autoincrement=True), Column("participant_id", Text),
+      Column("episode_id", Text), Column("kind", Text, nullable=False),
+      Column("payload", Text, nullable=False),
+      Column("t_server", FLOAT, nullable=False),
+      sqlite_autoincrement=True)
+
+# Data messages the server has stored, by the page load (stream) and sequence number
+# that sent them: a resend of one of them is acknowledged and changes nothing.
+Table("receipts", metadata,
+      Column("participant_id", Text, nullable=False), Column("stream", Text, nullable=False),
+      Column("seq", INT, nullable=False), Column("t_server", FLOAT, nullable=False),
+      PrimaryKeyConstraint("participant_id", "stream", "seq"))
 
 # Columns added after a table first shipped: added to older databases on open.
-ADDED_COLUMNS = {"steps": ["metrics TEXT"], "rooms": ["end_reason TEXT", "condition TEXT"],
-                 "participants": ["condition TEXT"]}
+ADDED_COLUMNS = {"steps": ["metrics"], "rooms": ["end_reason", "condition"], "participants": ["condition"]}
+
+# Bound parameters in one statement: Postgres allows 32767; SQLite >= 3.32 allows 32766
+# (older SQLite: 999).
+MAX_PARAMS = 32_000 if sqlite3.sqlite_version_info >= (3, 32) else 999
+
+
+def database_url(database: str | Path) -> URL:
+    """A filesystem path (SQLite) or a database URL, translated to the async driver:
+    ``postgresql://user@host:5432/db`` -> postgresql+asyncpg, ``sqlite:///file`` -> sqlite+aiosqlite."""
+    raw = str(database)
+    if "://" not in raw:
+        return URL.create("sqlite+aiosqlite", database=str(Path(raw).expanduser().resolve()))
+    url = make_url(raw)
+    backend = url.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return url.set(drivername="postgresql+asyncpg")
+    if backend == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite")
+    raise ValueError(f"database {url.render_as_string(hide_password=True)!r}: "
+                     "use a SQLite file path or a postgresql:// URL")
+
+
+def is_url(database: str | Path) -> bool:
+    return "://" in str(database)
+
+
+def create_engine(database: str | Path, readonly: bool = False) -> AsyncEngine:
+    """The async engine for a database setting, shared by the server and the export
+    (``readonly``: never creates or changes anything)."""
+    url = database_url(database)
+    if url.get_backend_name() != "sqlite":
+        return create_async_engine(url, execution_options={"postgresql_readonly": True} if readonly else {})
+    if readonly:
+        uri = url.set(database=f"file:{url.database}", query={"mode": "ro", "uri": "true"})
+        return create_async_engine(uri)
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    # one connection: SQLite serialises writers anyway, and a second writer would only wait
+    engine = create_async_engine(url, pool_size=1, max_overflow=0)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a commit survives a crash or restart of the server process (what we
+        # promise); only an OS crash or power cut could lose the last moments.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
 
 
 def _json(value: Any) -> str:
@@ -64,145 +148,210 @@ def _json(value: Any) -> str:
 _fast_json = json.JSONEncoder(separators=(",", ":")).encode  # per-step columns: the hot path
 
 
+def _placeholders(paramstyle: str, rows: int, columns: int) -> str:
+    if paramstyle in ("qmark", "format"):
+        mark = "?" if paramstyle == "qmark" else "%s"
+        row = "(" + ",".join([mark] * columns) + ")"
+        return ",".join([row] * rows)
+    if paramstyle in ("numeric", "numeric_dollar"):
+        prefix = "$" if paramstyle == "numeric_dollar" else ":"
+        return ",".join("(" + ",".join(f"{prefix}{r * columns + c + 1}" for c in range(columns)) + ")"
+                        for r in range(rows))
+    raise RuntimeError(f"unsupported DBAPI paramstyle {paramstyle!r}")
+
+
+UPSERT_PARTICIPANT = text(
+    "INSERT INTO participants (id, experiment, url_params, created) VALUES (:id, :e, :params, :now)"
+    " ON CONFLICT DO NOTHING")
+START_EPISODE = text(
+    "INSERT INTO episodes (id, participant_id, experiment, seed, started, client)"
+    " VALUES (:id, :pid, :e, :seed, :now, :client) ON CONFLICT DO NOTHING")
+EPISODE_OWNER = text("SELECT participant_id FROM episodes WHERE id = :id")
+END_EPISODE = text("UPDATE episodes SET ended = :now, status = :status, frames = :frames,"
+                   " total_reward = :reward WHERE id = :id")
+GET_CONDITION = text("SELECT condition FROM participants WHERE id = :pid AND experiment = :e")
+CONDITION_COUNTS = text("SELECT condition, count(*) FROM participants WHERE experiment = :e"
+                        " GROUP BY condition")
+SET_CONDITION = text("UPDATE participants SET condition = :c WHERE id = :pid AND experiment = :e")
+GET_PROGRESS = text("SELECT scene_index, outcome FROM progress"
+                    " WHERE participant_id = :pid AND experiment = :e")
+SET_PROGRESS = text(
+    "INSERT INTO progress (participant_id, experiment, scene_index, outcome, updated)"
+    " VALUES (:pid, :e, :index, :outcome, :now) ON CONFLICT (participant_id, experiment)"
+    " DO UPDATE SET scene_index = excluded.scene_index,"
+    " outcome = COALESCE(excluded.outcome, progress.outcome), updated = excluded.updated")
+SAVE_ANSWER = text(
+    "INSERT INTO survey_responses (participant_id, experiment, scene_id, question_id, answer, t_server)"
+    " VALUES (:pid, :e, :scene, :q, :a, :now) ON CONFLICT (participant_id, experiment, scene_id, question_id)"
+    " DO UPDATE SET answer = excluded.answer, t_server = excluded.t_server")
+ROOM_COLUMNS = ("id", "experiment", "seed", "players", "created", "ended", "status", "end_frame",
+                "final_hashes", "replay_hash", "desyncs", "inputs", "end_reason", "condition")
+SAVE_ROOM = text(
+    f"INSERT INTO rooms ({', '.join(ROOM_COLUMNS)}) VALUES ({', '.join(':' + c for c in ROOM_COLUMNS)})"
+    f" ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in ROOM_COLUMNS[1:])}")
+HAS_RECEIPT = text("SELECT 1 FROM receipts WHERE participant_id = :pid AND stream = :stream AND seq = :seq")
+ADD_RECEIPT = text("INSERT INTO receipts (participant_id, stream, seq, t_server)"
+                   " VALUES (:pid, :stream, :seq, :now) ON CONFLICT DO NOTHING")
+ADD_EVENT = text("INSERT INTO events (participant_id, episode_id, kind, payload, t_server)"
+                 " VALUES (:pid, :eid, :kind, :payload, :now)")
+
+
 class Store:
-    def __init__(self, path: Path):
-        self.path = path
-        self.db: aiosqlite.Connection | None = None
-
-    async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = await aiosqlite.connect(self.path)
-        await self.db.executescript(SCHEMA)
-        for table, columns in ADDED_COLUMNS.items():
-            async with self.db.execute(f"PRAGMA table_info({table})") as cur:
-                present = {row[1] for row in await cur.fetchall()}
-            for column in columns:
-                if column.split()[0] not in present:
-                    await self.db.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
-        await self.db.commit()
-
-    async def close(self) -> None:
-        if self.db is not None:
-            await self.db.close()
-            self.db = None
+    def __init__(self, database: str | Path):
+        self.database = database
+        self.engine: AsyncEngine | None = None
+        self._insert_steps: dict[int, str] = {}  # rows per statement -> driver SQL
 
     @property
-    def conn(self) -> aiosqlite.Connection:
-        if self.db is None:
+    def path(self) -> Path | None:
+        """The SQLite file (None for a server database)."""
+        return None if is_url(self.database) else Path(self.database)
+
+    async def open(self) -> None:
+        engine = create_engine(self.database)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+                await conn.run_sync(_add_missing_columns)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self.engine = engine
+        self._rows_per_insert = MAX_PARAMS // len(STEP_COLUMNS)
+
+    async def close(self) -> None:
+        if self.engine is not None:
+            await self.engine.dispose()
+            self.engine = None
+
+    @property
+    def db(self) -> AsyncEngine:
+        if self.engine is None:
             raise RuntimeError("store is not open")
-        return self.db
+        return self.engine
+
+    async def _write(self, statement, params) -> None:
+        async with self.db.begin() as conn:
+            await conn.execute(statement, params)
+
+    async def _first(self, statement, params) -> tuple | None:
+        async with self.db.connect() as conn:
+            return (await conn.execute(statement, params)).first()
 
     async def upsert_participant(self, pid: str, experiment: str, url_params: dict[str, str]) -> None:
-        await self.conn.execute(
-            "INSERT OR IGNORE INTO participants (id, experiment, url_params, created) VALUES (?,?,?,?)",
-            (pid, experiment, _json(url_params), time.time()),
-        )
-        await self.conn.commit()
+        await self._write(UPSERT_PARTICIPANT, {"id": pid, "e": experiment, "params": _json(url_params),
+                                               "now": time.time()})
 
     async def start_episode(self, eid: str, pid: str, experiment: str, seed: int | None,
                             client: dict[str, Any]) -> None:
-        await self.conn.execute(
-            "INSERT OR IGNORE INTO episodes (id, participant_id, experiment, seed, started, client)"
-            " VALUES (?,?,?,?,?,?)",
-            (eid, pid, experiment, seed, time.time(), _json(client)),
-        )
-        await self.conn.commit()
+        await self._write(START_EPISODE, {"id": eid, "pid": pid, "e": experiment, "seed": seed,
+                                          "now": time.time(), "client": _json(client)})
 
     async def episode_owner(self, eid: str) -> str | None:
-        async with self.conn.execute("SELECT participant_id FROM episodes WHERE id=?", (eid,)) as cur:
-            row = await cur.fetchone()
+        row = await self._first(EPISODE_OWNER, {"id": eid})
         return row[0] if row else None
 
+    def _insert_sql(self, rows: int) -> str:
+        sql = self._insert_steps.get(rows)
+        if sql is None:
+            if len(self._insert_steps) >= 64:
+                self._insert_steps.clear()
+            values = _placeholders(self.db.dialect.paramstyle, rows, len(STEP_COLUMNS))
+            sql = self._insert_steps[rows] = (f"INSERT INTO steps ({', '.join(STEP_COLUMNS)}) VALUES {values}"
+                                              " ON CONFLICT (episode_id, frame) DO NOTHING")
+        return sql
+
     async def add_steps(self, eid: str, records: list[dict[str, Any]]) -> int:
+        """Store a batch; returns how many rows were new (a resent frame is ignored).
+        The hot path: one multi-row INSERT per chunk, straight to the driver (SQLAlchemy's
+        per-row parameter processing would cost more than the insert itself)."""
+        if not records:
+            return 0
         now = time.time()
-        rows = [
-            (eid, r["frame"], _fast_json(r["actions"]), _fast_json(r["rewards"]), int(r["done"]),
-             _fast_json(r["info"]), r.get("t_client"), r.get("t_sent"), r.get("t_worker_start"),
-             r.get("t_worker_end"), r.get("t_received"), now, _fast_json(r.get("metrics") or {}))
-            for r in records
-        ]
-        # rowcount of this statement, not connection.total_changes: reading the connection
-        # from the event loop while aiosqlite's thread runs another statement is unsafe
-        # (and would count other participants' rows)
-        cur = await self.conn.executemany(
-            "INSERT OR IGNORE INTO steps VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
-        stored = cur.rowcount
-        await cur.close()
-        await self.conn.commit()
+        params: list[Any] = []
+        add = params.extend
+        for r in records:
+            add((eid, r["frame"], _fast_json(r["actions"]), _fast_json(r["rewards"]), int(r["done"]),
+                 _fast_json(r["info"]), r.get("t_client"), r.get("t_sent"), r.get("t_worker_start"),
+                 r.get("t_worker_end"), r.get("t_received"), now, _fast_json(r.get("metrics") or {})))
+        step, width, stored = self._rows_per_insert, len(STEP_COLUMNS), 0
+        async with self.db.begin() as conn:
+            for start in range(0, len(records), step):
+                rows = min(step, len(records) - start)
+                # rowcount of this statement: rows actually inserted (conflicts excluded), on both
+                # SQLite and Postgres, and never other participants' rows
+                result = await conn.exec_driver_sql(
+                    self._insert_sql(rows), tuple(params[start * width:(start + rows) * width]))
+                stored += result.rowcount
         return stored
 
     async def end_episode(self, eid: str, status: str, frames: int, total_reward: float) -> None:
-        await self.conn.execute(
-            "UPDATE episodes SET ended=?, status=?, frames=?, total_reward=? WHERE id=?",
-            (time.time(), status, frames, total_reward, eid),
-        )
-        await self.conn.commit()
+        await self._write(END_EPISODE, {"now": time.time(), "status": status, "frames": frames,
+                                        "reward": total_reward, "id": eid})
 
     async def assign_condition(self, pid: str, experiment: str, names: list[str]) -> str:
         """The participant's condition; a newcomer gets the least-used one (ties: the first
         listed), so counts stay balanced. Callers serialise calls per experiment."""
-        async with self.conn.execute("SELECT condition FROM participants WHERE id=? AND experiment=?",
-                                     (pid, experiment)) as cur:
-            row = await cur.fetchone()
-        if row and row[0] in names:
-            return row[0]
-        counts = dict.fromkeys(names, 0)
-        async with self.conn.execute("SELECT condition, count(*) FROM participants WHERE experiment=?"
-                                     " GROUP BY condition", (experiment,)) as cur:
-            for name, count in await cur.fetchall():
+        async with self.db.begin() as conn:
+            row = (await conn.execute(GET_CONDITION, {"pid": pid, "e": experiment})).first()
+            if row and row[0] in names:
+                return row[0]
+            counts = dict.fromkeys(names, 0)
+            for name, count in await conn.execute(CONDITION_COUNTS, {"e": experiment}):
                 if name in counts:
                     counts[name] = count
-        chosen = min(names, key=lambda n: counts[n])
-        await self.conn.execute("UPDATE participants SET condition=? WHERE id=? AND experiment=?",
-                                (chosen, pid, experiment))
-        await self.conn.commit()
+            chosen = min(names, key=lambda n: counts[n])
+            await conn.execute(SET_CONDITION, {"c": chosen, "pid": pid, "e": experiment})
         return chosen
 
     async def get_condition(self, pid: str, experiment: str) -> str | None:
-        async with self.conn.execute("SELECT condition FROM participants WHERE id=? AND experiment=?",
-                                     (pid, experiment)) as cur:
-            row = await cur.fetchone()
+        row = await self._first(GET_CONDITION, {"pid": pid, "e": experiment})
         return row[0] if row else None
 
     async def get_progress(self, pid: str, experiment: str) -> tuple[int, str | None]:
-        async with self.conn.execute(
-                "SELECT scene_index, outcome FROM progress WHERE participant_id=? AND experiment=?",
-                (pid, experiment)) as cur:
-            row = await cur.fetchone()
+        row = await self._first(GET_PROGRESS, {"pid": pid, "e": experiment})
         return (row[0], row[1]) if row else (0, None)
 
     async def set_progress(self, pid: str, experiment: str, index: int, outcome: str | None,
                            answers: dict[str, Any] | None = None, scene_id: str = "") -> None:
         """Advance a participant and store a survey's answers in one transaction."""
         now = time.time()
-        await self.conn.execute(
-            "INSERT INTO progress (participant_id, experiment, scene_index, outcome, updated)"
-            " VALUES (?,?,?,?,?) ON CONFLICT (participant_id, experiment)"
-            " DO UPDATE SET scene_index=excluded.scene_index,"
-            " outcome=COALESCE(excluded.outcome, progress.outcome), updated=excluded.updated",
-            (pid, experiment, index, outcome, now))
-        if answers:
-            await self.conn.executemany(
-                "INSERT OR REPLACE INTO survey_responses VALUES (?,?,?,?,?,?)",
-                [(pid, experiment, scene_id, q, json.dumps(a), now) for q, a in answers.items()])
-        await self.conn.commit()
+        async with self.db.begin() as conn:
+            await conn.execute(SET_PROGRESS, {"pid": pid, "e": experiment, "index": index, "outcome": outcome,
+                                              "now": now})
+            if answers:
+                await conn.execute(SAVE_ANSWER, [
+                    {"pid": pid, "e": experiment, "scene": scene_id, "q": q, "a": json.dumps(a), "now": now}
+                    for q, a in answers.items()])
 
     async def save_room(self, room: dict[str, Any]) -> None:
         """Insert or replace a room's record (called when it starts and when it ends)."""
-        await self.conn.execute(
-            "INSERT OR REPLACE INTO rooms (id, experiment, seed, players, created, ended, status, end_frame,"
-            " final_hashes, replay_hash, desyncs, inputs, end_reason, condition)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (room["id"], room["experiment"], room["seed"], _json(room["players"]), room["created"],
-             room.get("ended"), room["status"], room.get("end_frame"), _json(room.get("final_hashes", {})),
-             room.get("replay_hash"), _json(room.get("desyncs", [])), _json(room.get("inputs", {})),
-             room.get("end_reason"), room.get("condition")),
-        )
-        await self.conn.commit()
+        await self._write(SAVE_ROOM, {
+            "id": room["id"], "experiment": room["experiment"], "seed": room["seed"],
+            "players": _json(room["players"]), "created": room["created"], "ended": room.get("ended"),
+            "status": room["status"], "end_frame": room.get("end_frame"),
+            "final_hashes": _json(room.get("final_hashes", {})), "replay_hash": room.get("replay_hash"),
+            "desyncs": _json(room.get("desyncs", [])), "inputs": _json(room.get("inputs", {})),
+            "end_reason": room.get("end_reason"), "condition": room.get("condition")})
 
     async def add_event(self, pid: str | None, eid: str | None, kind: str, payload: Any) -> None:
-        await self.conn.execute(
-            "INSERT INTO events (participant_id, episode_id, kind, payload, t_server) VALUES (?,?,?,?,?)",
-            (pid, eid, kind, _json(payload), time.time()),
-        )
-        await self.conn.commit()
+        await self._write(ADD_EVENT, {"pid": pid, "eid": eid, "kind": kind, "payload": _json(payload),
+                                      "now": time.time()})
+
+    async def has_receipt(self, pid: str, stream: str, seq: int) -> bool:
+        return await self._first(HAS_RECEIPT, {"pid": pid, "stream": stream, "seq": seq}) is not None
+
+    async def add_receipt(self, pid: str, stream: str, seq: int) -> None:
+        await self._write(ADD_RECEIPT, {"pid": pid, "stream": stream, "seq": seq, "now": time.time()})
+
+
+def _add_missing_columns(conn) -> None:
+    """Bring an older database up to date: add the columns that shipped later."""
+    inspector = inspect(conn)
+    for table, names in ADDED_COLUMNS.items():
+        present = {c["name"] for c in inspector.get_columns(table)}
+        for name in names:
+            if name not in present:
+                column = metadata.tables[table].c[name]
+                conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} "
+                                     f"{column.type.compile(dialect=conn.dialect)}")

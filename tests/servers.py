@@ -26,7 +26,7 @@ def free_port() -> int:
 class RunningServer:
     url: str
     port: int
-    database: Path
+    database: Path | str  # the SQLite file, or the postgresql:// URL it was started with
     process: subprocess.Popen
     log_path: Path
     extra: dict = field(default_factory=dict)
@@ -35,6 +35,10 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
     def query(self, sql: str, *args) -> list[tuple]:
+        if "://" in str(self.database):
+            from tests.postgres import query_url
+
+            return query_url(str(self.database), sql, *args)
         with sqlite3.connect(self.database) as conn:
             return conn.execute(sql, args).fetchall()
 
@@ -50,9 +54,10 @@ class RunningServer:
 
 def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript_toml: Path | None = None,
                  extra_args: list[str] | None = None, wait: float = 30.0,
-                 env: dict[str, str] | None = None, port: int | None = None) -> RunningServer:
+                 env: dict[str, str] | None = None, port: int | None = None,
+                 database: Path | str | None = None) -> RunningServer:
     port = port or free_port()
-    database = workdir / "coplay.sqlite"
+    database = database or workdir / "coplay.sqlite"
     log_path = workdir / f"server-{port}.log"
     args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--database", str(database)]
     if experiments_dir is not None:
