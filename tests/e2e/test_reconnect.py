@@ -1,0 +1,74 @@
+"""Issue 6: a browser whose connection drops mid-game comes back, takes its seat again
+and the room still ends with both browsers' state hash equal to the server's replay.
+Playwright routes the page's WebSocket through the test, so the test can cut it (both
+ends close, as when a network goes away) and refuse reconnects for a while."""
+
+from __future__ import annotations
+
+from tests.e2e.browser import body, wait_stage
+from tests.e2e.test_multiplayer import finish, kitchen, mash_keys
+
+
+class Cable:
+    def __init__(self):
+        self.cut = False
+        self.live = []
+
+    def route(self, ws):
+        server_side = ws.connect_to_server()
+        if self.cut:  # no network: the reconnect attempt fails at once
+            server_side.close()
+            ws.close()
+            return
+        self.live.append((ws, server_side))
+
+    def unplug(self):
+        self.cut = True
+        for page_side, server_side in self.live:
+            server_side.close()
+            page_side.close()
+        self.live = []
+
+    def plug(self):
+        self.cut = False
+
+
+def test_a_dropped_browser_reconnects_and_the_room_ends_in_sync(tmp_path, servers, new_page):
+    server = servers(experiments_dir=kitchen(tmp_path, max_steps=300))
+    cable = Cable()
+    pages = []
+    for i in range(2):
+        page, watch = new_page()
+        if i == 0:
+            page.route_web_socket("**/socket.io/**", cable.route)
+        page.goto(server.url + "/x/kitchen", wait_until="commit")
+        pages.append((page, watch))
+    for page, watch in pages:
+        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
+    for page, _ in pages:
+        page.keyboard.press("Enter")
+    for page, watch in pages:
+        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    (dropped, _), (partner, _) = pages
+    mash_keys(pages, rounds=8)
+    dropped.wait_for_function("Number(document.body.dataset.frame) > 60")
+
+    cable.unplug()
+    partner.wait_for_selector("body[data-partner=reconnecting]", state="attached", timeout=10000)
+    dropped.wait_for_selector("body[data-seat=reconnecting]", state="attached", timeout=10000)
+    dropped.wait_for_timeout(2000)  # offline for a while: both games stall at the prediction window
+    cable.plug()
+    dropped.wait_for_selector("body[data-seat=back]", state="attached", timeout=15000)
+    partner.wait_for_selector("body[data-partner=back]", state="attached", timeout=10000)
+    mash_keys(pages, rounds=8)
+
+    info, rooms = finish(pages, server)
+    a, b = info
+    assert a["state-hash"] == b["state-hash"] == a["replay-hash"], info
+    assert a["room-status"] == b["room-status"] == "completed", info
+    assert a["outcome"] == b["outcome"] == "completed", info
+    assert int(a["disconnects"]) >= 1 and b["disconnects"] == "0", info
+    assert body(dropped, "rejoins") == "1"
+    assert rooms[0][0] == "completed" and rooms[0][1] == 299
+    counts = server.query("SELECT count(*), min(frame), max(frame) FROM steps GROUP BY episode_id")
+    assert sorted(counts) == [(300, 0, 299), (300, 0, 299)]
