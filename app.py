@@ -22,6 +22,7 @@ from quart import Quart
 from server.admin import register_admin
 from server.experiment import ExperimentError, load_experiments
 from server.flow import Flow
+from server.limits import Limits
 from server.packages import PackageConfigError, PackageSource
 from server.relay import Relay
 from server.settings import ROOT, ServerSettings
@@ -65,7 +66,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         ping_timeout=settings.ping_timeout,
         max_http_buffer_size=settings.max_payload_bytes,
     )
-    handlers = SocketHandlers(sio, store, experiments)
+    handlers = SocketHandlers(sio, store, experiments, Limits.from_settings(settings))
     relay = Relay(sio, handlers, store, experiments)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted

@@ -84,7 +84,7 @@ class Relay:
         try:
             room = self.mm.join(key, seat, exp.players, horizon=mp.input_delay + mp.max_prediction + 90)
         except RoomError as exc:
-            raise Rejected(str(exc)) from None
+            raise Rejected(str(exc), exc.reason) from None
         if room is None:
             self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, key))
             await self._announce_waiting(key)
@@ -122,15 +122,24 @@ class Relay:
         room = self.mm.room_for(sid)
         player = room.player_of(sid) if room else None
         if room is None or player is None:
-            raise Rejected("not in a room")
+            raise Rejected("not in a room", "not_in_room")
         return room, player
+
+    def _check_frame(self, room: Room, frame: int) -> None:
+        """No frame past the end of the game (max_steps) plus the input horizon: a far-future
+        frame would grow the room's records and make the end-of-room replay arbitrarily long."""
+        limit = self.experiments[split_key(room.experiment)[0]].max_steps + room.horizon
+        if frame > limit:
+            raise Rejected(f"frame {frame} is out of range (past the game's end, {limit})", "out_of_range")
+
 
     async def input(self, sid: str, session: dict, p: InputMsg) -> dict:
         room, player = self._room_and_player(sid)
+        self._check_frame(room, max(p.frame, *(pair[0] for pair in p.inputs)))
         try:
             room.record_inputs(player, p.inputs)
         except RoomError as exc:
-            raise Rejected(str(exc)) from None
+            raise Rejected(str(exc), exc.reason) from None
         message = {"player": player, "frame": p.frame, "inputs": p.inputs, "adv": p.adv}
         for seat in room.peers_of(player):
             await self._deliver(seat, "input", message)
@@ -166,6 +175,7 @@ class Relay:
 
     async def state_hash(self, sid: str, session: dict, p: StateHash) -> dict:
         room, player = self._room_and_player(sid)
+        self._check_frame(room, p.frame)
         if p.final:
             room.final[player] = (p.frame, p.hash)
             if len(room.final) == len(room.players):

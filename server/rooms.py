@@ -13,7 +13,12 @@ MAX_INPUT_BYTES = 256
 
 
 class RoomError(ValueError):
-    """A client tried something its room does not allow; the message says what."""
+    """A client tried something its room does not allow; the message says what, `reason`
+    the key it is counted under (GET /stats)."""
+
+    def __init__(self, message: str, reason: str = "refused"):
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass
@@ -62,12 +67,16 @@ class Room:
         # check the whole message before storing any of it: a refused message changes nothing
         for frame, value in inputs:
             if frame < 0 or frame > self.newest + self.horizon:
-                raise RoomError(f"frame {frame} is out of range (newest {self.newest})")
-            if len(json.dumps(value)) > MAX_INPUT_BYTES:
-                raise RoomError("input value too large")
+                raise RoomError(f"frame {frame} is out of range (newest {self.newest})", "out_of_range")
+            try:
+                size = len(json.dumps(value, allow_nan=False))
+            except (ValueError, TypeError, RecursionError):
+                raise RoomError("input value is not plain JSON", "validation") from None
+            if size > MAX_INPUT_BYTES:
+                raise RoomError("input value too large", "oversized")
             known = mine[frame] if frame in mine else fresh.get(frame, value)
             if known != value:
-                raise RoomError(f"frame {frame} already has a different input")
+                raise RoomError(f"frame {frame} already has a different input", "replayed")
             if frame not in mine:
                 fresh[frame] = value
         mine.update(fresh)

@@ -33,6 +33,18 @@ class ServerSettings(BaseSettings):
     ping_interval: float = Field(10.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
     max_payload_bytes: int = Field(1_000_000, gt=1000)
+    # Hostile input (server/limits.py): events per second per connection, with a burst;
+    # more are refused ("rate limited"). A connection with more than abuse_limit refused
+    # events within abuse_window seconds is disconnected.
+    rate_limit: float = Field(120.0, gt=0)
+    rate_burst: int = Field(240, ge=1)
+    abuse_limit: int = Field(600, ge=1)
+    abuse_window: float = Field(10.0, gt=0)
+    # Concurrent Socket.IO connections per client address; more are refused at connect.
+    max_connections_per_ip: int = Field(200, ge=1)
+    # Take the client address from the last X-Forwarded-For entry: only behind one
+    # reverse proxy that sets it (otherwise any client could claim any address).
+    trust_forwarded_for: bool = False
     # On SIGTERM/SIGINT: seconds to drain (tell pages, save open rooms, finish handlers) and exit.
     shutdown_grace: float = Field(5.0, ge=1.0, le=600.0)
     # Bearer token for /admin/* (data downloads). Unset: admin routes do not exist.

@@ -4,8 +4,10 @@ and changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections import Counter
 from typing import Any
 
 import socketio
@@ -14,13 +16,18 @@ from pydantic import BaseModel, ValidationError
 from server.events import ClientEvent, ConnectAuth, EpisodeEnd, EpisodeStart, StepBatch
 from server.experiment import Experiment
 from server.lifecycle import Lifecycle
+from server.limits import RATE_LIMITED, Limits, counting_packets, oversized
 from server.storage import Store
 
 log = logging.getLogger("coplay.sockets")
 
 
 class Rejected(Exception):
-    pass
+    """A handler refuses an event; `reason` is the key it is counted under (GET /stats)."""
+
+    def __init__(self, message: str, reason: str = "refused"):
+        super().__init__(message)
+        self.reason = reason
 
 
 def _problem(exc: ValidationError) -> str:
@@ -28,15 +35,20 @@ def _problem(exc: ValidationError) -> str:
 
 
 class SocketHandlers:
-    def __init__(self, sio: socketio.AsyncServer, store: Store, experiments: dict[str, Experiment]):
+    def __init__(self, sio: socketio.AsyncServer, store: Store, experiments: dict[str, Experiment],
+                 limits: Limits | None = None):
         self.sio = sio
         self.lifecycle = Lifecycle(sio)  # draining state, in-flight handlers (graceful shutdown)
         self.store = store
         self.experiments = experiments
         self.rejected = 0
+        self.rejections: Counter[str] = Counter()  # by reason; sums to `rejected`
+        self.limits = limits or Limits()
+        self._tasks: set[asyncio.Task] = set()
+        sio.packet_class = counting_packets(sio.packet_class, lambda: self._count("malformed"))
         self.disconnect_hooks: list = []
-        sio.on("connect", self.connect)
-        sio.on("disconnect", self.disconnect)
+        sio.on("connect", self._admit)
+        sio.on("disconnect", self._leave)
         self.register("episode_start", EpisodeStart, self.episode_start)
         self.register("steps", StepBatch, self.steps)
         self.register("episode_end", EpisodeEnd, self.episode_end)
@@ -45,17 +57,17 @@ class SocketHandlers:
 
     def register(self, event: str, model: type[BaseModel], handler) -> None:
         """Route `event` to ``handler(sid, session, payload)`` after validating against `model`."""
-        self.sio.on(event, self._guarded(event, model, handler))
+        self.sio.on(event, self._gate(event, self._guarded(event, model, handler)))
 
     async def connect(self, sid: str, environ: dict, auth: Any) -> None:
         self.lifecycle.check_connect()  # refused while the server drains
         try:
             info = ConnectAuth.model_validate(auth or {})
         except ValidationError as exc:
-            self.rejected += 1
+            self._count("bad_auth")
             raise socketio.exceptions.ConnectionRefusedError(f"bad auth: {_problem(exc)}") from None
         if info.experiment not in self.experiments:
-            self.rejected += 1
+            self._count("bad_auth")
             raise socketio.exceptions.ConnectionRefusedError(f"unknown experiment {info.experiment!r}")
         await self.sio.save_session(sid, {"participant_id": info.participant_id,
                                           "experiment": info.experiment})
@@ -69,11 +81,15 @@ class SocketHandlers:
             except Exception:
                 log.exception("disconnect hook failed for %s", sid)
 
-    async def _reject(self, sid: str, event: str, message: str) -> dict:
-        self.rejected += 1
-        log.warning("rejected %s from %s: %s", event, sid, message)
+    async def _reject(self, sid: str, event: str, message: str, reason: str = "validation") -> dict:
+        self._count(reason)
+        if reason != "rate_limited":  # a flood is counted (GET /stats), not logged line by line
+            log.warning("rejected %s from %s: %s", event, sid, message)
         await self.sio.emit("server_error", {"event": event, "error": message}, to=sid)
+        if self.limits.refused(sid):
+            self._spawn(self._drop_abuser(sid))
         return {"ok": False, "error": message}
+
 
     def _guarded(self, event: str, model: type[BaseModel], handler):
         async def run(sid: str, data: Any = None) -> dict:
@@ -87,27 +103,87 @@ class SocketHandlers:
             try:
                 return await handler(sid, session, payload)
             except Rejected as exc:
-                return await self._reject(sid, event, str(exc))
+                return await self._reject(sid, event, str(exc), exc.reason)
             except Exception:  # a bug or a storage failure: answer, log, keep serving
                 log.exception("handling %s from %s failed", event, sid)
-                return await self._reject(sid, event, "internal error; the event was not stored")
+                return await self._reject(sid, event, "internal error; the event was not stored", "internal")
 
         return self.lifecycle.tracked(event, run)
 
     async def unknown(self, event: str, sid: str, *args: Any) -> dict:
-        return await self._reject(sid, event, f"unknown event {event!r}")
+        if not self.limits.allow(sid):
+            return await self._reject(sid, event, RATE_LIMITED, "rate_limited")
+        return await self._reject(sid, event, f"unknown event {event!r}", "unknown_event")
+
+    # -- limits (server/limits.py): every event, connection and disconnection passes here -----
+    def _count(self, reason: str) -> None:
+        self.rejected += 1
+        self.rejections[reason] += 1
+
+    def _gate(self, event: str, run):
+        """Rate limit, then exactly one payload argument, then the guarded handler."""
+        async def gated(sid: str, *args: Any) -> dict:
+            if not self.limits.allow(sid):
+                return await self._reject(sid, event, RATE_LIMITED, "rate_limited")
+            if len(args) > 1:
+                return await self._reject(sid, event, f"expected one payload, got {len(args)}")
+            too_big = oversized(event, args)
+            if too_big is not None:
+                return await self._reject(sid, event, too_big, "oversized")
+            return await run(sid, *args)
+
+        return gated
+
+    async def _admit(self, sid: str, environ: Any = None, *args: Any) -> Any:
+        if self.limits.known(sid):  # a connected client emitted the reserved event "connect"
+            return await self._reject(sid, "connect", "reserved event", "spoof")
+        refusal = self.limits.open(sid, environ if isinstance(environ, dict) else {})
+        if refusal is not None:
+            self._count("ip_limit")
+            log.warning("refused a connection: %s", refusal)
+            raise socketio.exceptions.ConnectionRefusedError(refusal)
+        try:
+            return await self.connect(sid, environ, *args[:1])
+        except BaseException:
+            self.limits.close(sid)
+            raise
+
+    async def _leave(self, sid: str, *args: Any) -> Any:
+        if self.sio.manager.is_connected(sid, "/"):  # a connected client emitted "disconnect"
+            return await self._reject(sid, "disconnect", "reserved event", "spoof")
+        self.limits.close(sid)
+        return await self.disconnect(sid, *args[:1])
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drop_abuser(self, sid: str) -> None:
+        await asyncio.sleep(0.05)  # the refused event's ack goes out first
+        log.warning("disconnecting %s: more than %d refused events within %.0f s", sid,
+                    self.limits.abuse_limit, self.limits.abuse_window)
+        await self.sio.emit("server_error", {"event": "disconnect",
+                                             "error": "too many refused events; disconnected"}, to=sid)
+        await self.sio.disconnect(sid)
+
+    def stats(self) -> dict:
+        """Counts for GET /stats: refused events by reason, connection counts; no personal data."""
+        return {"rejected": self.rejected, "rejections": dict(sorted(self.rejections.items())),
+                **self.limits.stats()}
+
 
     async def _own_episode(self, session: dict, episode_id: str) -> None:
         owner = await self.store.episode_owner(episode_id)
         if owner is None:
             raise Rejected(f"unknown episode {episode_id!r}")
         if owner != session["participant_id"]:
-            raise Rejected("episode belongs to another participant")
+            raise Rejected("episode belongs to another participant", "spoof")
 
     async def episode_start(self, sid: str, session: dict, payload: EpisodeStart) -> dict:
         owner = await self.store.episode_owner(payload.episode_id)
         if owner is not None and owner != session["participant_id"]:
-            raise Rejected("episode id already used")
+            raise Rejected("episode id already used", "spoof")
         await self.store.start_episode(payload.episode_id, session["participant_id"],
                                        session["experiment"], payload.seed, payload.client)
         return {"ok": True, "episode_id": payload.episode_id}

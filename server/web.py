@@ -7,7 +7,7 @@ from __future__ import annotations
 import mimetypes
 from pathlib import Path
 
-from quart import Quart, Response, abort, redirect, render_template, request, send_file
+from quart import Quart, Response, abort, current_app, redirect, render_template, request, send_file
 
 from server.experiment import Experiment
 from server.packages import PKG_ROUTE, PackageConfigError, PackageSource, ResolvedPackages
@@ -100,6 +100,14 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
     @app.get("/healthz")
     async def healthz():
         return {"ok": True, "experiments": sorted(experiments)}
+
+    @app.get("/stats")
+    async def stats():
+        """Counters for the researcher (no personal data): refused events by reason
+        (server/limits.py, server/sockets.py), connections, relay totals."""
+        coplay = current_app.extensions.get("coplay", {})
+        sockets, relay = coplay.get("sockets"), coplay.get("relay")
+        return {**(sockets.stats() if sockets else {}), "relay": dict(relay.stats) if relay else {}}
 
     def experiment_or_404(name: str) -> Experiment:
         if name not in experiments:
