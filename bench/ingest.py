@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import sqlite3
 import tempfile
 import time
@@ -47,7 +48,9 @@ async def _realistic(url: str, participants: int, seconds: float, per_second: in
         await asyncio.sleep(i / participants)  # spread the batches over the second
         while time.perf_counter() < end:
             t = time.perf_counter()
-            ack = await client.call("steps", {"episode_id": f"ep-{i}", "records": records(frame, per_second)})
+            # as JSON text, the way the page's outbox sends a batch
+            ack = await client.call("steps", json.dumps({"episode_id": f"ep-{i}",
+                                                         "records": records(frame, per_second)}))
             acks.append((time.perf_counter() - t) * 1000)
             stored += ack["stored"]
             frame += per_second
@@ -69,7 +72,7 @@ async def _saturate(url: str, participants: int, batch: int, seconds: float) -> 
         frame = 0
         while time.perf_counter() - start < seconds:
             payload = {"episode_id": f"ep-{1000 + i}", "records": records(frame, batch)}
-            ack = await client.call("steps", payload, timeout=60)
+            ack = await client.call("steps", json.dumps(payload), timeout=60)
             if not ack.get("ok"):
                 raise RuntimeError(f"ingest refused: {ack}")
             stored += ack["stored"]

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from sqlalchemy import (
     REAL,
     BigInteger,
@@ -145,7 +146,12 @@ def _json(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
-_fast_json = json.JSONEncoder(separators=(",", ":")).encode  # per-step columns: the hot path
+_encode = msgspec.json.encode
+
+
+def _fast_json(value: Any) -> str:
+    """Per-step JSON columns (the ingest hot path): msgspec, about 5x the stdlib's speed."""
+    return _encode(value).decode()
 
 
 def _placeholders(paramstyle: str, rows: int, columns: int) -> str:
