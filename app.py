@@ -19,6 +19,7 @@ import socketio
 from pydantic import ValidationError
 from quart import Quart
 
+from server import fastjson
 from server.admin import register_admin
 from server.experiment import ExperimentError, load_experiments
 from server.flow import Flow
@@ -65,6 +66,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_http_buffer_size=settings.max_payload_bytes,
+        json=fastjson,
     )
     handlers = SocketHandlers(sio, store, experiments, Limits.from_settings(settings))
     relay = Relay(sio, handlers, store, experiments)

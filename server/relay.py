@@ -12,7 +12,7 @@ from typing import Any
 
 import socketio
 
-from server.events import FetchInputs, InputMsg, MpJoin, MpLeave, Rtt, StateHash
+from server.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
 from server.experiment import Experiment
 from server.replay import replay
 from server.rooms import Matchmaker, Room, RoomError, Seat
@@ -61,6 +61,8 @@ class Relay:
         sockets.register("state_hash", StateHash, self.state_hash)
         sockets.register("rtt", Rtt, self.rtt)
         sockets.register("mp_leave", MpLeave, self.leave)
+        sockets.register("mp_rejoin", MpRejoin, self.rejoin)
+        self.away_timers: dict[tuple[str, str], asyncio.Task] = {}  # (room, player) -> dropout timer
         sockets.disconnect_hooks.append(self.disconnected)
 
     def _spawn(self, coro) -> None:
@@ -98,7 +100,7 @@ class Relay:
         await self.store.save_room(room_record(room))
         for player, s in room.seats.items():
             await self.sio.emit("room_start", {"room": room.id, "player": player, "players": room.players,
-                                               "seed": room.seed}, to=s.sid)
+                                               "seed": room.seed, "token": s.token}, to=s.sid)
         await self._announce_waiting(key)
         return {"ok": True, "status": "matched", "room": room.id}
 
@@ -132,7 +134,6 @@ class Relay:
         if frame > limit:
             raise Rejected(f"frame {frame} is out of range (past the game's end, {limit})", "out_of_range")
 
-
     async def input(self, sid: str, session: dict, p: InputMsg) -> dict:
         room, player = self._room_and_player(sid)
         self._check_frame(room, max(p.frame, *(pair[0] for pair in p.inputs)))
@@ -143,10 +144,14 @@ class Relay:
         message = {"player": player, "frame": p.frame, "inputs": p.inputs, "adv": p.adv}
         for seat in room.peers_of(player):
             await self._deliver(seat, "input", message)
+        await self._stand_ins_follow(room, p.inputs)
         return {"ok": True}
 
     async def _deliver(self, seat: Seat, event: str, data: dict) -> None:
-        """Relay to one seat, through its configured network shape."""
+        """Relay to one seat, through its configured network shape. Nothing goes to a seat
+        that is away or played by a stand-in: a returning page fetches what it missed."""
+        if seat.away or seat.stand_in:
+            return
         net = seat.net
         if net["drop"] and self.rng.random() < net["drop"]:
             self.stats["dropped"] += 1
@@ -178,7 +183,7 @@ class Relay:
         self._check_frame(room, p.frame)
         if p.final:
             room.final[player] = (p.frame, p.hash)
-            if len(room.final) == len(room.players):
+            if len(room.final) >= len(room.reporting()):
                 await self._finish(room)
             return {"ok": True}
         report = room.add_checkpoint(player, p.frame, p.hash)
@@ -228,7 +233,119 @@ class Relay:
         if key is not None:
             await self._announce_waiting(key)
             return
-        await self._abandon(sid, "disconnected")
+        room = self.mm.room_for(sid)
+        if room is None or room.status != "playing":
+            return
+        player = room.player_of(sid)
+        exp = self.experiments[split_key(room.experiment)[0]]
+        if player is None or exp.multiplayer.reconnect_timeout <= 0:
+            await self._abandon(sid, "disconnected")
+            return
+        await self._away(room, player, exp.multiplayer.reconnect_timeout)
+
+    # -- reconnecting ---------------------------------------------------------------------
+    async def _away(self, room: Room, player: str, window: float) -> None:
+        """A player's connection dropped: hold the seat for `window` seconds. Inputs from the
+        others are still recorded; the returning page gets them from the record."""
+        seat = room.seats[player]
+        seat.away = True
+        self.mm.room_of_sid.pop(seat.sid, None)
+        self.stats["away"] = self.stats.get("away", 0) + 1
+        self.away_timers[(room.id, player)] = asyncio.create_task(self._dropout_after(room, player, window))
+        for peer in room.peers_of(player):
+            await self._deliver(peer, "partner_away", {"player": player, "seconds": window})
+
+    async def rejoin(self, sid: str, session: dict, p: MpRejoin) -> dict:
+        """A page that lost its connection takes its seat back (shown by its token, from the
+        same participant), hands over the inputs it made meanwhile and gets the others'."""
+        found = self.mm.seat_by_token(p.token)
+        if found is None:
+            raise Rejected("no open room holds this seat (the reconnect window may have passed)",
+                           "not_in_room")
+        room, player = found
+        seat = room.seats[player]
+        if seat.participant_id != session["participant_id"]:
+            raise Rejected("this seat belongs to another participant", "spoof")
+        if seat.stand_in or room.status != "playing":
+            raise Rejected("the seat was given up after the reconnect window", "not_in_room")
+        timer = self.away_timers.pop((room.id, player), None)
+        if timer is not None:
+            timer.cancel()
+        self.mm.rebind(room, player, sid)
+        if p.inputs:
+            try:
+                room.record_inputs(player, p.inputs)
+            except RoomError as exc:
+                raise Rejected(str(exc), exc.reason) from None
+            message = {"player": player, "frame": max(f for f, _ in p.inputs), "inputs": p.inputs, "adv": 0.0}
+            for peer in room.peers_of(player):
+                await self._deliver(peer, "input", message)
+        for peer in room.peers_of(player):
+            await self._deliver(peer, "partner_back", {"player": player})
+        self.stats["rejoined"] = self.stats.get("rejoined", 0) + 1
+        since = room.inputs_since(p.from_frame)
+        return {"ok": True, "room": room.id, "player": player, "players": room.players, "seed": room.seed,
+                "inputs": {q: rec for q, rec in since.items() if q != player}}
+
+    async def _dropout_after(self, room: Room, player: str, window: float) -> None:
+        await asyncio.sleep(window)
+        self.away_timers.pop((room.id, player), None)
+        if room.status != "playing" or not room.seats[player].away:
+            return
+        mp = self.experiments[split_key(room.experiment)[0]].multiplayer
+        if mp.dropout == "stand_in" and room.reporting() != [player]:
+            await self._stand_in(room, player)
+            return
+        room.status = "abandoned"
+        self.mm.close(room)
+        await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"{player}: dropped out"))
+        notice = {"player": player, "reason": "dropped_out", "message": mp.dropout_message}
+        if mp.dropout_completion_code:
+            notice["completion_code"] = mp.dropout_completion_code
+        for peer in room.peers_of(player):
+            await self._deliver(peer, "partner_left", notice)
+
+    # -- stand-ins -------------------------------------------------------------------------
+    async def _stand_in(self, room: Room, player: str) -> None:
+        """The dropped player's seat is played on from here by a scripted stand-in: the server
+        answers every frame the others play with the stand-in's input, recorded like any
+        other (so the replay still checks the room)."""
+        seat = room.seats[player]
+        seat.away = False
+        seat.stand_in = True
+        self.stats["stand_ins"] = self.stats.get("stand_ins", 0) + 1
+        await self.store.add_event(seat.participant_id, seat.episode_id, "stand_in",
+                                   {"room": room.id, "player": player, "from_frame": room.newest + 1})
+        for peer in room.peers_of(player):
+            await self._deliver(peer, "partner_replaced", {"player": player})
+        mine = room.inputs[player]
+        last = max(mine) if mine else -1
+        await self._stand_ins_follow(room, [[room.newest, None]], start=last + 1)
+
+    def stand_in_input(self, room: Room, player: str, frame: int):
+        """What a stand-in plays at `frame`: the experiment's default action. The hook an AI
+        partner replaces (it sees the room's recorded inputs, never the game state)."""
+        return self.experiments[split_key(room.experiment)[0]].default_action
+
+    async def _stand_ins_follow(self, room: Room, inputs: list, start: int | None = None) -> None:
+        """Give every stand-in seat an input for each frame up to the newest one played."""
+        if not any(seat.stand_in for seat in room.seats.values()):
+            return
+        upto = max(f for f, _ in inputs)
+        for player, seat in room.seats.items():
+            if not seat.stand_in:
+                continue
+            mine = room.inputs[player]
+            first = start if start is not None else (max(mine) + 1 if mine else 0)
+            fresh = [[f, self.stand_in_input(room, player, f)]
+                     for f in range(first, upto + 1) if f not in mine]
+            if not fresh:
+                continue
+            room.record_inputs(player, fresh)
+            for chunk in range(0, len(fresh), 32):
+                message = {"player": player, "frame": upto, "inputs": fresh[chunk:chunk + 32], "adv": 0.0}
+                for peer in room.peers_of(player):
+                    await self._deliver(peer, "input", message)
 
     async def _abandon(self, sid: str, reason: str) -> None:
         """A player is gone mid-episode: end the room for everyone, keep its inputs."""

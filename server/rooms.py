@@ -28,6 +28,10 @@ class Seat:
     episode_id: str
     net: dict[str, float]
     joined: float = field(default_factory=time.monotonic)
+    # the secret a reconnecting page shows to get this seat back (never a client-chosen id)
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    away: bool = False  # disconnected, inside the reconnect window
+    stand_in: bool = False  # dropped out; a scripted stand-in plays this seat
 
 
 @dataclass
@@ -58,6 +62,10 @@ class Room:
 
     def peers_of(self, player: str) -> list[Seat]:
         return [seat for p, seat in self.seats.items() if p != player]
+
+    def reporting(self) -> list[str]:
+        """Players whose pages report state hashes: everyone but stand-ins."""
+        return [p for p, seat in self.seats.items() if not seat.stand_in]
 
     def record_inputs(self, player: str, inputs: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
         """Store a player's inputs (idempotent). Returns the ones that were new.
@@ -92,7 +100,7 @@ class Room:
         frame and they disagree."""
         hashes = self.checkpoints.setdefault(frame, {})
         hashes[player] = digest
-        if len(hashes) == len(self.players):
+        if len(hashes) >= len(self.reporting()):
             del self.checkpoints[frame]
             if len(set(hashes.values())) > 1:
                 report = {"frame": frame, "hashes": dict(hashes)}
@@ -135,6 +143,22 @@ class Matchmaker:
                     queue.remove(seat)
                     return experiment
         return None
+
+    def seat_by_token(self, token: str) -> tuple[Room, str] | None:
+        """The open room and player a reconnect token belongs to."""
+        for room in self.rooms.values():
+            for player, seat in room.seats.items():
+                if secrets.compare_digest(seat.token, token):
+                    return room, player
+        return None
+
+    def rebind(self, room: Room, player: str, sid: str) -> None:
+        """A reconnected page takes its seat back under its new socket id."""
+        seat = room.seats[player]
+        self.room_of_sid.pop(seat.sid, None)
+        seat.sid = sid
+        seat.away = False
+        self.room_of_sid[sid] = room.id
 
     def room_for(self, sid: str) -> Room | None:
         rid = self.room_of_sid.get(sid)

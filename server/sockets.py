@@ -5,19 +5,20 @@ and changes nothing."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import Counter
 from typing import Any
 
 import socketio
-from pydantic import BaseModel, ValidationError
+from msgspec.structs import asdict
+from pydantic import ValidationError
 
 from server.events import ClientEvent, ConnectAuth, EpisodeEnd, EpisodeStart, StepBatch
 from server.experiment import Experiment
 from server.lifecycle import Lifecycle
 from server.limits import RATE_LIMITED, Limits, counting_packets, oversized
 from server.storage import Store
+from server.validation import Invalid, pydantic_problem, validate
 
 log = logging.getLogger("coplay.sockets")
 
@@ -30,8 +31,13 @@ class Rejected(Exception):
         self.reason = reason
 
 
-def _problem(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'payload'}: {e['msg']}" for e in exc.errors()[:5])
+def _receipt(session: dict, payload: Any) -> tuple[str, str, int] | None:
+    """(participant, stream, seq) of a sequenced data message, else None."""
+    seq = getattr(payload, "seq", None)
+    stream = getattr(payload, "stream", None)
+    if seq is None or stream is None:
+        return None
+    return session["participant_id"], stream, seq
 
 
 class SocketHandlers:
@@ -55,7 +61,7 @@ class SocketHandlers:
         self.register("client_event", ClientEvent, self.client_event)
         sio.on("*", self.unknown)
 
-    def register(self, event: str, model: type[BaseModel], handler) -> None:
+    def register(self, event: str, model: type, handler) -> None:
         """Route `event` to ``handler(sid, session, payload)`` after validating against `model`."""
         self.sio.on(event, self._gate(event, self._guarded(event, model, handler)))
 
@@ -65,7 +71,7 @@ class SocketHandlers:
             info = ConnectAuth.model_validate(auth or {})
         except ValidationError as exc:
             self._count("bad_auth")
-            raise socketio.exceptions.ConnectionRefusedError(f"bad auth: {_problem(exc)}") from None
+            raise socketio.exceptions.ConnectionRefusedError(f"bad auth: {pydantic_problem(exc)}") from None
         if info.experiment not in self.experiments:
             self._count("bad_auth")
             raise socketio.exceptions.ConnectionRefusedError(f"unknown experiment {info.experiment!r}")
@@ -90,23 +96,27 @@ class SocketHandlers:
             self._spawn(self._drop_abuser(sid))
         return {"ok": False, "error": message}
 
-
-    def _guarded(self, event: str, model: type[BaseModel], handler):
+    def _guarded(self, event: str, model: type, handler):
         async def run(sid: str, data: Any = None) -> dict:
             try:
-                payload = model.model_validate(data if isinstance(data, dict) else
-                                               json.loads(data) if isinstance(data, str) else data)
-            except (ValidationError, ValueError) as exc:
-                message = _problem(exc) if isinstance(exc, ValidationError) else f"not JSON: {exc}"
-                return await self._reject(sid, event, message)
+                payload = validate(model, data)
+            except Invalid as exc:
+                return await self._reject(sid, event, str(exc))
             session = await self.sio.get_session(sid)
+            receipt = _receipt(session, payload)
             try:
-                return await handler(sid, session, payload)
+                if receipt is not None and await self.store.has_receipt(*receipt):
+                    return {"ok": True, "duplicate": True}  # a resend of something stored
+                reply = await handler(sid, session, payload)
+                if receipt is not None and reply.get("ok"):
+                    await self.store.add_receipt(*receipt)
+                return reply
             except Rejected as exc:
                 return await self._reject(sid, event, str(exc), exc.reason)
             except Exception:  # a bug or a storage failure: answer, log, keep serving
                 log.exception("handling %s from %s failed", event, sid)
-                return await self._reject(sid, event, "internal error; the event was not stored", "internal")
+                reply = await self._reject(sid, event, "internal error; the event was not stored", "internal")
+                return {**reply, "retry": True}  # not the page's fault: it should send it again
 
         return self.lifecycle.tracked(event, run)
 
@@ -172,7 +182,6 @@ class SocketHandlers:
         return {"rejected": self.rejected, "rejections": dict(sorted(self.rejections.items())),
                 **self.limits.stats()}
 
-
     async def _own_episode(self, session: dict, episode_id: str) -> None:
         owner = await self.store.episode_owner(episode_id)
         if owner is None:
@@ -191,7 +200,7 @@ class SocketHandlers:
     async def steps(self, sid: str, session: dict, payload: StepBatch) -> dict:
         await self._own_episode(session, payload.episode_id)
         # the validated models' attributes are plain values already: no model_dump() copy
-        stored = await self.store.add_steps(payload.episode_id, [vars(r) for r in payload.records])
+        stored = await self.store.add_steps(payload.episode_id, [asdict(r) for r in payload.records])
         return {"ok": True, "stored": stored, "received": len(payload.records)}
 
     async def episode_end(self, sid: str, session: dict, payload: EpisodeEnd) -> dict:

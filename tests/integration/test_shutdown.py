@@ -51,7 +51,8 @@ class Peer:
         """The ack, or None if none came (the connection went away, or it timed out)."""
         fut = asyncio.get_running_loop().create_future()
         try:
-            await self.sio.emit(event, data, callback=lambda *a: fut.done() or fut.set_result(a[0] if a else None))
+            await self.sio.emit(event, data,
+                                callback=lambda *a: fut.done() or fut.set_result(a[0] if a else None))
         except socketio.exceptions.SocketIOError:
             return None
         try:
@@ -149,7 +150,8 @@ async def test_sigterm_mid_game_loses_no_acknowledged_record(tmp_path):
         probe = Peer(server.url, "shut-probe", "catch")
         with pytest.raises(socketio.exceptions.ConnectionError):
             await probe.connect()
-        assert [e.get("message") if isinstance(e, dict) else e for e in probe.connect_errors] == [RESTART_MESSAGE]
+        errors = [e.get("message") if isinstance(e, dict) else e for e in probe.connect_errors]
+        assert errors == [RESTART_MESSAGE]
         refused = await newcomer.send("mp_join", {"episode_id": "ep-shut-late"})
         assert refused == {"ok": False, "error": RESTART_MESSAGE, "retry": True}
 

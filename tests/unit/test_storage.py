@@ -90,7 +90,8 @@ async def test_steps_are_stored_once_and_add_steps_counts_only_new_rows(database
     frames = [f for (f,) in stored]
     assert frames == list(range(93)) + list(range(1000, 6010))
     info, t_server = rows(database, "SELECT info, t_server FROM steps WHERE frame = 5")[0]
-    assert info == '{"f":5,"s":"\\u00fc,\\"\\n\\u0000"}'
+    # compact JSON, UTF-8 kept as is (msgspec), control characters escaped
+    assert info == '{"f":5,"s":"\u00fc,\\"\\n\\u0000"}'
     assert isinstance(t_server, float) and t_server > 1.7e9
 
 
