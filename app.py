@@ -21,6 +21,7 @@ from quart import Quart
 
 from server import fastjson
 from server.admin import register_admin
+from server.cluster import Cluster
 from server.experiment import ExperimentError, load_experiments
 from server.flow import Flow
 from server.limits import Limits
@@ -67,9 +68,12 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         ping_timeout=settings.ping_timeout,
         max_http_buffer_size=settings.max_payload_bytes,
         json=fastjson,
+        # several processes: emits reach a participant on whichever process holds the socket
+        client_manager=socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None,
     )
     handlers = SocketHandlers(sio, store, experiments, Limits.from_settings(settings))
-    relay = Relay(sio, handlers, store, experiments)
+    cluster = Cluster(settings.redis_url) if settings.redis_url else None
+    relay = Relay(sio, handlers, store, experiments, cluster)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
     Flow(handlers, store, experiments)
@@ -81,9 +85,13 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     @quart.before_serving
     async def open_store() -> None:
         await store.open()
+        if cluster is not None:
+            await cluster.start()
 
     @quart.after_serving
     async def close_store() -> None:
+        if cluster is not None:
+            await cluster.stop()
         await store.close()
 
     quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers, "relay": relay,

@@ -69,8 +69,9 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Lint, unit and integration tests (real server processes, real Socket.IO clients,
-    a real throwaway Postgres)."""
+    a real throwaway Postgres and Redis)."""
     _ensure_postgres(session)
+    _ensure_debian(session, "/usr/bin/redis-server", ["redis-server"])
     session.install("-r", "requirements-test.txt")
     session.run("ruff", "check", ".")
     _vendor(session)
@@ -98,6 +99,7 @@ def bench(session: nox.Session) -> None:
     """Benchmarks, baselines side by side in the same run."""
     _ensure_chromium(session)
     _ensure_postgres(session)
+    _ensure_debian(session, "/usr/bin/redis-server", ["redis-server"])
     session.install("-r", "requirements-bench.txt")
     _vendor(session)
     session.run("python", "-m", "bench.run", *session.posargs, env={"COPLAY_CHROMIUM": CHROMIUM})

@@ -12,6 +12,7 @@ from typing import Any
 
 import socketio
 
+from server.cluster import Cluster
 from server.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
 from server.experiment import Experiment
 from server.replay import replay
@@ -46,7 +47,7 @@ def room_record(room: Room, **extra: Any) -> dict:
 
 class Relay:
     def __init__(self, sio: socketio.AsyncServer, sockets: SocketHandlers, store: Store,
-                 experiments: dict[str, Experiment]):
+                 experiments: dict[str, Experiment], cluster: Cluster | None = None):
         self.sio = sio
         self.store = store
         self.experiments = experiments
@@ -55,15 +56,17 @@ class Relay:
         self.rng = random.Random()
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0}
         self._tasks: set[asyncio.Task] = set()
-        sockets.register("mp_join", MpJoin, self.join)
-        sockets.register("input", InputMsg, self.input)
-        sockets.register("fetch_inputs", FetchInputs, self.fetch_inputs)
-        sockets.register("state_hash", StateHash, self.state_hash)
-        sockets.register("rtt", Rtt, self.rtt)
-        sockets.register("mp_leave", MpLeave, self.leave)
-        sockets.register("mp_rejoin", MpRejoin, self.rejoin)
         self.away_timers: dict[tuple[str, str], asyncio.Task] = {}  # (room, player) -> dropout timer
-        sockets.disconnect_hooks.append(self.disconnected)
+        # with several processes (Redis), room events run on the one holding the rooms
+        room_events = [("mp_join", MpJoin, self.join), ("input", InputMsg, self.input),
+                       ("fetch_inputs", FetchInputs, self.fetch_inputs),
+                       ("state_hash", StateHash, self.state_hash),
+                       ("mp_leave", MpLeave, self.leave), ("mp_rejoin", MpRejoin, self.rejoin)]
+        for event, model, handler in room_events:
+            sockets.register(event, model, cluster.route(event, model, handler) if cluster else handler)
+        sockets.register("rtt", Rtt, self.rtt)
+        sockets.disconnect_hooks.append(
+            cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

@@ -27,6 +27,9 @@ class ServerSettings(BaseSettings):
     def _path_or_url(cls, value: Path | str) -> Path | str:
         return value if isinstance(value, str) and "://" in value else Path(value)
 
+    # Several server processes sharing rooms: redis://host:6379/0 (python-socketio's Redis
+    # manager carries emits between processes; server/cluster.py routes room events)
+    redis_url: str | None = Field(None, pattern=r"^rediss?://")
     pyscript_toml: Path = ROOT / "pyscript.toml"
     vendor_dir: Path = ROOT / "vendor"
     # Socket.IO heartbeat: a page that misses pings for interval+timeout is dropped.
