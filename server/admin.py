@@ -15,8 +15,8 @@ import asyncio
 import hashlib
 import hmac
 import io
+import logging
 import secrets
-import sqlite3
 import tempfile
 import time
 import zipfile
@@ -26,10 +26,15 @@ from typing import Any
 
 from quart import Quart, Response, abort, redirect, render_template, request, session
 from quart.sessions import SecureCookieSessionInterface
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from server.admin_password import MAX_PASSWORD, parse_hash, verify_password
 from server.experiment import Experiment
 from server.export import export
+from server.storage import create_engine, is_url
+
+log = logging.getLogger("coplay.admin")
 
 SESSION_LIFETIME = timedelta(hours=8)
 COOKIE_NAME = "coplay_admin"
@@ -93,54 +98,52 @@ class _AdminCookie(SecureCookieSessionInterface):
             return False
 
 
-def _sqlite_file(database: Any) -> Path | None:
-    """The SQLite file behind the `database` setting (a path, or a sqlite URL), else None."""
-    text = str(database)
-    if "://" not in text:
-        return Path(text)
-    scheme, _, rest = text.partition("://")
-    if scheme.split("+")[0] != "sqlite" or not rest.startswith("/"):
-        return None
-    return Path(rest[1:].split("?")[0]) if rest[1:] else None
+COUNT_QUERIES = {
+    "episodes": "SELECT experiment, COUNT(*), SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END)"
+                " FROM episodes GROUP BY experiment",
+    "rooms": "SELECT experiment, COUNT(*), SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END)"
+             " FROM rooms GROUP BY experiment",
+    "participants": "SELECT experiment, COUNT(*) FROM participants GROUP BY experiment",
+    "progress": "SELECT g.experiment, p.condition, g.scene_index, g.outcome FROM progress g"
+                " LEFT JOIN participants p ON p.id = g.participant_id",
+}
 
 
-def study_counts(database: Any, experiments: dict[str, Experiment]) -> dict[str, dict[str, int]] | None:
+async def study_counts(database: Any, experiments: dict[str, Experiment]) -> dict[str, dict[str, int]] | None:
     """Per experiment: participants, finished (reached the end of their scene list), declined,
-    episodes (completed / all), rooms (completed / all). Read-only; None if unreadable."""
+    episodes (completed / all), rooms (completed / all). Read-only, through the same engine
+    as the store (SQLite or Postgres); None if unreadable."""
     counts = {name: dict.fromkeys(("participants", "finished", "declined", "episodes",
                                    "episodes_completed", "rooms", "rooms_completed"), 0)
               for name in experiments}
-    path = _sqlite_file(database)
-    if path is None:
-        return None
-    if not path.exists():
+    if not is_url(database) and not Path(database).exists():
         return counts
+    engine = create_engine(database, readonly=True)
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-            for table, total, completed in (("episodes", "episodes", "episodes_completed"),
-                                            ("rooms", "rooms", "rooms_completed")):
-                for name, n, done in conn.execute(
-                        f"SELECT experiment, COUNT(*), SUM(status = 'completed') FROM {table}"
-                        " GROUP BY experiment"):
-                    if name in counts:
-                        counts[name][total], counts[name][completed] = n, done or 0
-            for name, n in conn.execute("SELECT experiment, COUNT(*) FROM participants GROUP BY experiment"):
-                if name in counts:
-                    counts[name]["participants"] = n
-            for name, condition, index, outcome in conn.execute(
-                    "SELECT g.experiment, p.condition, g.scene_index, g.outcome FROM progress g"
-                    " LEFT JOIN participants p ON p.id = g.participant_id"):
-                if name not in counts:
-                    continue
-                if outcome == "declined":
-                    counts[name]["declined"] += 1
-                    continue
-                scenes = experiments[name].scenes_for(condition)
-                end = len(scenes) - 1 if scenes[-1].type == "end" else len(scenes)
-                if index >= end:
-                    counts[name]["finished"] += 1
-    except sqlite3.Error:
+        async with engine.connect() as conn:
+            rows = {name: (await conn.execute(text(sql))).all() for name, sql in COUNT_QUERIES.items()}
+    except SQLAlchemyError:
+        log.exception("admin counts unavailable")
         return None
+    finally:
+        await engine.dispose()
+    for table in ("episodes", "rooms"):
+        for name, n, done in rows[table]:
+            if name in counts:
+                counts[name][table], counts[name][f"{table}_completed"] = n, done or 0
+    for name, n in rows["participants"]:
+        if name in counts:
+            counts[name]["participants"] = n
+    for name, condition, index, outcome in rows["progress"]:
+        if name not in counts:
+            continue
+        if outcome == "declined":
+            counts[name]["declined"] += 1
+            continue
+        scenes = experiments[name].scenes_for(condition)
+        end = len(scenes) - 1 if scenes[-1].type == "end" else len(scenes)
+        if index >= end:
+            counts[name]["finished"] += 1
     return counts
 
 
@@ -260,7 +263,7 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
         session_ok = logged_in()
         if not session_ok and not _bearer_ok(token):
             return redirect("/admin/login") if hashed is not None else need_token()
-        counts = await asyncio.to_thread(study_counts, database, experiments)
+        counts = await study_counts(database, experiments)
         rows = [{"name": name, "title": exp.title or name, "players": len(exp.players),
                  "counts": counts.get(name) if counts else None}
                 for name, exp in sorted(experiments.items())]
