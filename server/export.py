@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import csv
 import datetime as dt
+import gc
 import hashlib
 import json
 import sys
@@ -83,20 +85,28 @@ def _write_table(conn: Connection, name: str, query: str, experiment: str, out: 
     schema = _schema(conn, name)
     if not len(schema):
         return 0  # a database from before this table existed
-    result = conn.execution_options(stream_results=True, yield_per=BATCH_ROWS).execute(
-        text(query), {"e": experiment})
-    columns = list(result.keys())
+    # Read through the driver's own (server-side) cursor of the connection SQLAlchemy opened:
+    # the rows as the driver gives them (plain values on both drivers, nothing to convert),
+    # without a Row object per row, which cost half again the export's CPU time.
+    compiled = text(query).compile(dialect=conn.dialect)
+    bound = compiled.construct_params({"e": experiment})
+    cursor = conn.connection.dbapi_connection.cursor(server_side=True)
     rows = 0
-    with (out / f"{name}.csv").open("w", newline="") as fh, \
-            pq.ParquetWriter(out / f"{name}.parquet", schema) as parquet:
-        out_csv = csv.writer(fh)
-        out_csv.writerow(columns)
-        for chunk in result.partitions():
-            out_csv.writerows(chunk)
-            rows += len(chunk)
-            data = dict(zip(columns, zip(*chunk, strict=True), strict=True))
-            parquet.write_table(pa.Table.from_arrays(
-                [pa.array(data[field.name], type=field.type) for field in schema], schema=schema))
+    try:
+        cursor.execute(str(compiled), tuple(bound[name] for name in compiled.positiontup))
+        columns = [d[0] for d in cursor.description]
+        with (out / f"{name}.csv").open("w", newline="") as fh, \
+                pq.ParquetWriter(out / f"{name}.parquet", schema) as parquet:
+            out_csv = csv.writer(fh)
+            out_csv.writerow(columns)
+            while chunk := cursor.fetchmany(BATCH_ROWS):
+                out_csv.writerows(chunk)
+                rows += len(chunk)
+                data = dict(zip(columns, zip(*chunk, strict=True), strict=True))
+                parquet.write_table(pa.Table.from_arrays(
+                    [pa.array(data[field.name], type=field.type) for field in schema], schema=schema))
+    finally:
+        cursor.close()
     return rows
 
 
@@ -112,6 +122,20 @@ async def _write_tables(database: str | Path, experiment: str, out: Path) -> dic
         await engine.dispose()
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """The export makes millions of short-lived tuples that reference counting frees anyway;
+    the cyclic collector would rescan them again and again (a quarter of the export's CPU
+    time). Paused for the export only, then restored."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _run(coro):
     try:
         asyncio.get_running_loop()
@@ -124,7 +148,8 @@ def _run(coro):
 def export(database: str | Path, exp: Experiment, out: Path) -> dict:
     """Write ``out``; ``database`` is the server's setting (a SQLite file or a postgresql:// URL)."""
     out.mkdir(parents=True, exist_ok=True)
-    counts = _run(_write_tables(database, exp.name, out))
+    with _gc_paused():
+        counts = _run(_write_tables(database, exp.name, out))
     manifest = {
         "experiment": exp.name,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
