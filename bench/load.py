@@ -35,6 +35,7 @@ import socketio
 
 from bench.common import summary
 from server.settings import ServerSettings
+from tests.redis_server import start_redis
 from tests.servers import KITCHEN_CONTROLS, ROOT, free_port, start_server, write_experiment
 
 FPS = 30
@@ -134,8 +135,10 @@ async def _bot(conf: dict, conn) -> dict:
     rng = random.Random(conf["index"])
     seats: list[Seat] = []
     for r in range(conf["rooms"]):
-        a = Seat(conf["url"], conf["experiment"], f"load-{conf['tag']}-{conf['index']}-{r}-a")
-        b = Seat(conf["url"], conf["experiment"], f"load-{conf['tag']}-{conf['index']}-{r}-b")
+        name = f"load-{conf['tag']}-{conf['index']}-{r}"
+        a = Seat(conf["url"], conf["experiment"], name + "-a")
+        # with two server processes the second seat of every room lands on the other one
+        b = Seat(conf.get("url_b", conf["url"]), conf["experiment"], name + "-b")
         a.partner, b.partner = b, a
         seats += [a, b]
     for i in range(0, len(seats), 20):  # connect in small waves
@@ -337,31 +340,35 @@ class Baseline:
 
 
 # -- one load level -------------------------------------------------------------------------------
-def _level(url: str, server_pid: int, rooms: int, experiments: list[str], tag: str, warmup: float,
-           seconds: float, work: Path) -> tuple[dict, dict]:
+def _level(urls: list[str], server_pids: list[int], rooms: int, experiments: list[str], tag: str,
+           warmup: float, seconds: float, work: Path) -> tuple[dict, dict]:
+    """One load level. With two server URLs (Redis), seat a of each room connects to the first
+    and seat b to the second; CPU and memory are summed over the server processes."""
     bots = len(experiments)
     shares = [rooms // bots + (i < rooms % bots) for i in range(bots)]
-    rss_idle = rss_mb(server_pid)
-    procs = [BotProcess({"url": url, "experiment": exp, "rooms": share, "index": i, "tag": tag},
+    rss_idle = sum(rss_mb(pid) for pid in server_pids)
+    procs = [BotProcess({"url": urls[0], "url_b": urls[-1], "experiment": exp, "rooms": share, "index": i,
+                         "tag": tag},
                         work / f"bot-{tag}-{rooms}-{i}.log")
              for i, (exp, share) in enumerate(zip(experiments, shares, strict=True))]
     try:
         for proc in procs:
             proc.recv(180, "ready")
-        rss_connected = rss_mb(server_pid)
+        rss_connected = sum(rss_mb(pid) for pid in server_pids)
         start_wall = time.time() + 0.5
         for proc in procs:
             proc.send([start_wall, warmup, seconds])
         time.sleep(max(0.0, start_wall + warmup - time.time()))
-        cpu0, bot0, t0 = cpu_seconds(server_pid), [cpu_seconds(p.pid) for p in procs], time.perf_counter()
-        wait0 = runqueue_wait_seconds(server_pid)
+        cpu0, bot0 = sum(cpu_seconds(pid) for pid in server_pids), [cpu_seconds(p.pid) for p in procs]
+        t0 = time.perf_counter()
+        wait0 = sum(runqueue_wait_seconds(pid) for pid in server_pids)
         rss_samples = []
         while time.perf_counter() - t0 < seconds:
             time.sleep(0.5)
-            rss_samples.append(rss_mb(server_pid))
+            rss_samples.append(sum(rss_mb(pid) for pid in server_pids))
         elapsed = time.perf_counter() - t0
-        cpu = (cpu_seconds(server_pid) - cpu0) / elapsed * 100
-        waited = (runqueue_wait_seconds(server_pid) - wait0) / elapsed * 100
+        cpu = (sum(cpu_seconds(pid) for pid in server_pids) - cpu0) / elapsed * 100
+        waited = (sum(runqueue_wait_seconds(pid) for pid in server_pids) - wait0) / elapsed * 100
         bot_cpu = [(cpu_seconds(p.pid) - c) / elapsed * 100 for p, c in zip(procs, bot0, strict=True)]
         outs = [proc.recv(300, "done") for proc in procs]
     finally:
@@ -371,7 +378,7 @@ def _level(url: str, server_pid: int, rooms: int, experiments: list[str], tag: s
     lag = [x for o in outs for x in o["lag_ms"]]
     sent_w = sum(o["sent_in_window"] for o in outs)
     recv_w = sum(o["received_in_window"] for o in outs)
-    rss_load = max(rss_samples) if rss_samples else rss_mb(server_pid)
+    rss_load = max(rss_samples) if rss_samples else sum(rss_mb(pid) for pid in server_pids)
     statuses: dict[str, int] = {}
     for o in outs:
         for status in o["results"]:
@@ -430,7 +437,7 @@ def within_target(level: dict) -> bool:
 
 
 def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warmup: float = 3.0,
-        bots: int = 2, baseline: bool = True) -> dict:
+        bots: int = 2, baseline: bool = True, redis_rooms: tuple[int, ...] = ()) -> dict:
     """Rooms per process at 30 Hz: per level (rooms), Coplay's relay and the bare baseline.
 
     Returns {"coplay": {"<rooms>": level}, "baseline": {"<rooms>": level}, "max_rooms_within_target",
@@ -445,7 +452,7 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     env = {}
     if "max_connections_per_ip" in ServerSettings.model_fields:  # every bot is 127.0.0.1
         env["COPLAY_MAX_CONNECTIONS_PER_IP"] = "100000"
-    results: dict = {"coplay": {}, "baseline": {},
+    results: dict = {"coplay": {}, "baseline": {}, "two_processes_redis": {},
                      "settings": {"fps": FPS, "seconds": seconds, "warmup": warmup, "bot_processes": bots,
                                   "cores": os.cpu_count()},
                      "target": {"relay_p99_ms": TARGET_P99_MS, "rooms": 100, "lost_records": 0}}
@@ -454,18 +461,36 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
         workdir.mkdir()
         server = start_server(workdir, experiments_dir=work / "experiments", env=env)
         try:
-            level, sent = _level(server.url, server.process.pid, n, names, "c", warmup, seconds, workdir)
+            level, sent = _level([server.url], [server.process.pid], n, names, "c", warmup, seconds, workdir)
         finally:
             server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
         level.update(_stored_inputs(server, sent))
         level["within_target"] = within_target(level)
         results["coplay"][str(n)] = level
         print(f"load: coplay {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
+    for n in redis_rooms:
+        redis = start_redis()
+        workdir = work / f"redis-{n}"
+        workdir.mkdir()
+        pair = []
+        try:
+            pair = [start_server(workdir, experiments_dir=work / "experiments",
+                                 env={**env, "COPLAY_REDIS_URL": redis.url}) for _ in range(2)]
+            level, sent = _level([s.url for s in pair], [s.process.pid for s in pair], n, names, "r",
+                                 warmup, seconds, workdir)
+        finally:
+            for server in pair:
+                server.stop()
+            redis.stop()
+        level.update(_stored_inputs(pair[0], sent))
+        level["within_target"] = within_target(level)
+        results["two_processes_redis"][str(n)] = level
+        print(f"load: 2 processes + redis {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
     if baseline:
         for n in rooms:
             relay = Baseline(work)
             try:
-                level, _ = _level(relay.url, relay.process.pid, n, names, "b", warmup, seconds, work)
+                level, _ = _level([relay.url], [relay.process.pid], n, names, "b", warmup, seconds, work)
             finally:
                 relay.stop()
             level["within_target"] = within_target(level)
@@ -488,6 +513,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--bots", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--redis-rooms", default="", help="levels for 2 server processes + Redis")
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -497,8 +523,8 @@ def main() -> int:
     if args.baseline_server:
         serve_baseline(args.baseline_server)
         return 0
-    out = run(tuple(int(x) for x in args.rooms.split(",")), args.seconds, args.warmup, args.bots,
-              not args.no_baseline)
+    out = run(tuple(int(x) for x in args.rooms.split(",") if x), args.seconds, args.warmup, args.bots,
+              not args.no_baseline, tuple(int(x) for x in args.redis_rooms.split(",") if x))
     print(json.dumps(out, indent=1))
     return 0
 

@@ -6,9 +6,11 @@ hashes, rejoin, leave, disconnect) to one process, the *coordinator*, elected th
 Redis lock, which holds the matchmaking queues and the rooms. Pages, data uploads and
 scenes are served by whichever process a participant reaches; only room traffic crosses.
 
-Requests travel through a Redis list (the coordinator pops them; nothing is lost while it
-is busy) and each reply through a list of its own. Events of one socket are handled in
-the order they arrived, whichever process received them. If the coordinator goes away,
+Requests travel through a Redis list (the coordinator pops them in bulk; nothing is lost
+while it is busy); replies come back on the asking process's own pub/sub channel. Inputs
+are not waited for (pages send them without an acknowledgement): a refused one reaches the
+page as a ``server_error`` event, as on a single process. Events of one socket are handled
+in the order they arrived, whichever process received them. If the coordinator goes away,
 another process takes the lock within LOCK_MS and starts with no rooms (the rooms that
 were open are lost, as on a restart)."""
 
@@ -32,6 +34,7 @@ REQUESTS = "coplay:relay:requests"
 LOCK_MS = 6000
 REFRESH_S = 2.0
 REPLY_TIMEOUT_S = 10
+POP_MAX = 200  # requests taken from the list per round trip
 DISCONNECT = "__disconnect__"
 
 # refresh the lock only if we still hold it
@@ -52,19 +55,26 @@ class Cluster:
         self.redis: aioredis.Redis | None = None
         self.is_coordinator = False
         self.handlers: dict[str, tuple[type | None, Handler]] = {}
+        # how the coordinator tells a page its forwarded, unacknowledged event was refused
+        self.refuse: Callable[[str, str, str, str], Awaitable[Any]] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: list[asyncio.Task] = []
         self._work: set[asyncio.Task] = set()
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._ids = 0
+        self._outgoing: list[str] = []  # requests not yet pushed: one RPUSH carries them all
+        self._pushing: asyncio.Task | None = None
 
     # -- wiring -------------------------------------------------------------------------
-    def route(self, event: str, model: type, handler: Handler) -> Handler:
-        """`handler` runs on the coordinator; elsewhere the validated event is forwarded."""
+    def route(self, event: str, model: type, handler: Handler, wait: bool = True) -> Handler:
+        """`handler` runs on the coordinator; elsewhere the validated event is forwarded
+        (and, with ``wait=False``, acknowledged at once: its refusal comes as server_error)."""
         self.handlers[event] = (model, handler)
 
         async def routed(sid: str, session: dict, payload: Any) -> dict:
             if self.is_coordinator:
                 return await self._in_order(sid, handler(sid, session, payload))
-            return await self._forward(event, sid, session, payload.model_dump())
+            return await self._forward(event, sid, session, payload.model_dump(), wait)
 
         return routed
 
@@ -88,10 +98,16 @@ class Cluster:
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        self.redis = aioredis.Redis.from_url(self.url, decode_responses=True)
+        # a bounded pool that waits for a free connection rather than failing under load
+        pool = aioredis.BlockingConnectionPool.from_url(self.url, decode_responses=True, max_connections=16,
+                                                        timeout=REPLY_TIMEOUT_S)
+        self.redis = aioredis.Redis(connection_pool=pool)
         await self.redis.ping()  # a wrong URL fails the start, not the first participant
+        self._pubsub = self.redis.pubsub()
+        await self._pubsub.subscribe(f"coplay:reply:{self.me}")
         await self._elect()
-        self._tasks = [asyncio.create_task(self._keep_lock()), asyncio.create_task(self._serve())]
+        self._tasks = [asyncio.create_task(self._keep_lock()), asyncio.create_task(self._serve()),
+                       asyncio.create_task(self._replies())]
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -101,6 +117,7 @@ class Cluster:
             if self.is_coordinator:  # let another process take over at once
                 await self.redis.eval("if redis.call('get', KEYS[1]) == ARGV[1] then "
                                       "return redis.call('del', KEYS[1]) end return 0", 1, LOCK_KEY, self.me)
+            await self._pubsub.aclose()
             await self.redis.aclose()
             self.redis = None
         self.is_coordinator = False
@@ -124,20 +141,56 @@ class Cluster:
                 log.exception("redis unavailable while keeping the coordinator lock")
 
     # -- forwarding -------------------------------------------------------------------------
-    async def _forward(self, event: str, sid: str, session: dict, payload: Any) -> dict:
-        reply_key = f"coplay:reply:{secrets.token_hex(8)}"
-        request = {"event": event, "sid": sid, "session": session, "payload": payload, "reply": reply_key}
+    async def _forward(self, event: str, sid: str, session: dict, payload: Any, wait: bool = True) -> dict:
+        request = {"event": event, "sid": sid, "session": session, "payload": payload}
+        future = None
+        if wait:
+            self._ids += 1
+            request["reply"] = [self.me, self._ids]
+            future = self._waiting[self._ids] = asyncio.get_running_loop().create_future()
+        self._outgoing.append(json.dumps(request))
+        if self._pushing is None:
+            self._pushing = asyncio.create_task(self._push())
+        if future is None:
+            return {"ok": True}
         try:
-            await self.redis.rpush(REQUESTS, json.dumps(request))
-            answer = await self.redis.blpop([reply_key], timeout=REPLY_TIMEOUT_S)
+            reply = await asyncio.wait_for(future, REPLY_TIMEOUT_S)
         except aioredis.RedisError as exc:
             raise Rejected(f"the room service is unavailable ({type(exc).__name__})", "internal") from None
-        if answer is None:
-            raise Rejected("the room service did not answer", "internal")
-        reply = json.loads(answer[1])
+        except TimeoutError:
+            raise Rejected("the room service did not answer", "internal") from None
+        finally:
+            if future is not None:
+                self._waiting.pop(request["reply"][1], None)
         if "rejected" in reply:
             raise Rejected(reply["rejected"], reply.get("reason", "refused"))
         return reply
+
+    async def _push(self) -> None:
+        """Push every queued request, many per round trip, until none are left."""
+        try:
+            while self._outgoing:
+                batch, self._outgoing = self._outgoing, []
+                try:
+                    await self.redis.rpush(REQUESTS, *batch)
+                except aioredis.RedisError as exc:
+                    log.error("could not forward %d room event(s): %s", len(batch), exc)
+                    for raw in batch:  # whoever waits for these hears of it now
+                        reply = json.loads(raw).get("reply")
+                        future = self._waiting.get(reply[1]) if reply else None
+                        if future is not None and not future.done():
+                            future.set_exception(exc)
+        finally:
+            self._pushing = None
+
+    async def _replies(self) -> None:
+        async for message in self._pubsub.listen():
+            if message.get("type") != "message":
+                continue
+            answer = json.loads(message["data"])
+            future = self._waiting.get(answer["id"])
+            if future is not None and not future.done():
+                future.set_result(answer["reply"])
 
     async def _serve(self) -> None:
         """The coordinator's loop: take forwarded events, run them, answer."""
@@ -147,16 +200,17 @@ class Cluster:
                 continue
             try:
                 popped = await self.redis.blpop([REQUESTS], timeout=1)
+                more = await self.redis.lpop(REQUESTS, POP_MAX) if popped is not None else None
             except aioredis.RedisError:
                 log.exception("redis unavailable while serving room requests")
                 await asyncio.sleep(0.5)
                 continue
             if popped is None:
                 continue
-            request = json.loads(popped[1])
-            task = asyncio.create_task(self._handle(request))
-            self._work.add(task)
-            task.add_done_callback(self._work.discard)
+            for raw in [popped[1], *(more or [])]:
+                task = asyncio.create_task(self._handle(json.loads(raw)))
+                self._work.add(task)
+                task.add_done_callback(self._work.discard)
 
     async def _handle(self, request: dict) -> None:
         model, handler = self.handlers.get(request["event"], (None, None))
@@ -171,8 +225,11 @@ class Cluster:
         except Exception:
             log.exception("forwarded %s from %s failed", request["event"], sid)
             reply = {"rejected": "internal error", "reason": "internal"}
-        await self.redis.rpush(request["reply"], json.dumps(reply))
-        await self.redis.expire(request["reply"], 60)
+        if "reply" in request:
+            process, number = request["reply"]
+            await self.redis.publish(f"coplay:reply:{process}", json.dumps({"id": number, "reply": reply}))
+        elif "rejected" in reply and self.refuse is not None:  # nobody waits: tell the page
+            await self.refuse(sid, request["event"], reply["rejected"], reply["reason"])
 
     async def _in_order(self, sid: str, work: Awaitable[dict]) -> dict:
         # one socket's events run one at a time, in arrival order (asyncio.Lock is FIFO)

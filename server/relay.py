@@ -63,7 +63,11 @@ class Relay:
                        ("state_hash", StateHash, self.state_hash),
                        ("mp_leave", MpLeave, self.leave), ("mp_rejoin", MpRejoin, self.rejoin)]
         for event, model, handler in room_events:
-            sockets.register(event, model, cluster.route(event, model, handler) if cluster else handler)
+            if cluster is not None:  # inputs are not acknowledged by pages: no need to wait
+                handler = cluster.route(event, model, handler, wait=event != "input")
+            sockets.register(event, model, handler)
+        if cluster is not None:
+            cluster.refuse = sockets.refuse
         sockets.register("rtt", Rtt, self.rtt)
         sockets.disconnect_hooks.append(
             cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)

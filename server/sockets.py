@@ -96,6 +96,11 @@ class SocketHandlers:
             self._spawn(self._drop_abuser(sid))
         return {"ok": False, "error": message}
 
+    async def refuse(self, sid: str, event: str, message: str, reason: str) -> None:
+        """Refuse an event handled elsewhere (the cluster's coordinator): count it and tell
+        the page, as if it had been refused here."""
+        await self._reject(sid, event, message, reason)
+
     def _guarded(self, event: str, model: type, handler):
         async def run(sid: str, data: Any = None) -> dict:
             try:

@@ -61,10 +61,16 @@ async def test_players_on_different_processes_share_a_room_that_ends_in_sync(two
 
         frames = range(2, 31)
         await asyncio.gather(send_inputs(c0, frames, "right"), send_inputs(c1, frames, "left"))
-        # each player's inputs crossed to the other process's socket
-        got0 = {f for m in c0.got("input") for f, _ in m["inputs"]}
-        got1 = {f for m in c1.got("input") for f, _ in m["inputs"]}
-        assert set(frames) <= got0 and set(frames) <= got1
+        # each player's inputs crossed to the other process's socket (a forwarded input is
+        # acknowledged when queued for the coordinator, so the relay may still be under way)
+        def relayed(client):
+            return {f for m in client.got("input") for f, _ in m["inputs"]}
+
+        for _ in range(100):
+            if set(frames) <= relayed(c0) and set(frames) <= relayed(c1):
+                break
+            await asyncio.sleep(0.05)
+        assert set(frames) <= relayed(c0) and set(frames) <= relayed(c1)
         fetched = await c1.call("fetch_inputs", {"from_frame": 25})
         assert fetched == {"ok": True, "inputs": {"p0": [[f, "right"] for f in range(25, 31)]}}
 
@@ -113,6 +119,26 @@ async def test_a_partner_on_the_other_process_hears_of_a_drop_and_the_return(two
             assert await c0.wait_for("partner_back") == [{"player": "p1"}]
         finally:
             await back.close()
+    finally:
+        await c0.close()
+        await c1.close()
+
+
+async def test_a_refused_input_forwarded_to_the_coordinator_comes_back_as_server_error(two_processes):
+    a, b = two_processes
+    c0, c1 = Client(a.url, "duo"), Client(b.url, "duo")
+    await c0.connect()
+    await c1.connect()
+    try:
+        await c0.call("mp_join", {"episode_id": "ep-duo-4"})
+        await c1.call("mp_join", {"episode_id": "ep-duo-5"})
+        await c0.wait_for("room_start")
+        await c1.wait_for("room_start")
+        for client in (c0, c1):  # one of them is on the coordinator, the other forwarded
+            await client.call("input", {"frame": 2, "inputs": [[2, "up"]], "adv": 0})
+            await client.call("input", {"frame": 2, "inputs": [[2, "down"]], "adv": 0})  # rewrites frame 2
+            errors = await client.wait_for("server_error")
+            assert errors == [{"event": "input", "error": "frame 2 already has a different input"}]
     finally:
         await c0.close()
         await c1.close()
