@@ -73,7 +73,49 @@ def markdown(results: dict) -> str:
                   f"{real['ack_ms']['p99']:g} ms | | |",
                   f"| export of {exp['rows']:,} step rows (CSV + Parquet + manifest) | {exp['export_s']:g} s | "
                   f"{exp['baseline_select_all_s']:g} s to read them with `SELECT *` | |"]
+        if "socketio_max_postgres" in ing:
+            lines.append(f"| the same ingest into Postgres 15 (started by the bench, default settings) | "
+                         f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
+                         f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
+    lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
     return "\n".join(lines)
+
+
+def _scale_lines(scale: dict | None) -> list[str]:
+    if not scale:
+        return []
+    lines = ["", "**Scale** — two-player rooms at 30 inputs/s per seat, bots in 2 separate processes on the "
+             "same 2 cores; latency is meaningful only where the server's run-queue wait is low", "",
+             "| setup | rooms | relay one way p50 / p99 ms | server CPU % (run-queue wait %) | CPU ms per input "
+             "| RSS MB per room | lost records | within target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    names = {"coplay": "Coplay, 1 process", "baseline": "bare python-socketio relay, 1 process",
+             "two_processes_redis": "Coplay, 2 processes + Redis"}
+    for side, label in names.items():
+        for n, level in scale.get(side, {}).items():
+            lat = level.get("relay_one_way_ms") or {}
+            lines.append(f"| {label} | {n} | {lat.get('p50', '–'):g} / {lat.get('p99', '–'):g} | "
+                         f"{level['server_cpu_percent']:g} ({level['server_runqueue_wait_percent']:g}) | "
+                         f"{level['server_cpu_ms_per_input']} | {level['rss_per_room_mb']:g} | "
+                         f"{level.get('lost_records', '–')} | {'yes' if level['within_target'] else 'no'} |")
+    proj = scale.get("projected_rooms_per_core", {})
+    lines += ["", f"Rooms within target (p99 ≤ 20 ms, 0 lost) on one process: "
+              f"**{scale.get('max_rooms_within_target')}** (target ≥ 100). Rooms one fully used core would hold at "
+              f"the measured CPU per input: Coplay {proj.get('coplay')}, bare python-socketio relay "
+              f"{proj.get('baseline')}."]
+    return lines
+
+
+def _fuzz_lines(fz: dict | None) -> list[str]:
+    if not fz:
+        return []
+    lat = fz["relay_one_way_ms"]
+    return ["", "**Hostile input** — a good room plays while hostile clients send malformed events", "",
+            "| figure | with attackers | without (same run) | target |", "|---|---:|---:|---|",
+            f"| good room relay one way p50 / p99 ms | {lat['attacked']['p50']:g} / {lat['attacked']['p99']:g} | "
+            f"{lat['quiet']['p50']:g} / {lat['quiet']['p99']:g} | |",
+            f"| good room ends | {fz['room_status']['attacked']} | {fz['room_status']['quiet']} | completed |",
+            f"| hostile events refused per second ({fz['attackers']} clients) | {fz['rejected_per_s']:g} | | |",
+            f"| server crashes | {fz['crashes']} | | 0 |"]
 
 
 def update_readme(results: dict, readme: Path) -> None:

@@ -6,6 +6,12 @@ longest main-thread stall while booting, STEP and 8-step BATCH round trips.
 Multiplayer (issue 4): rollback BATCH by depth (worker vs ?worker=0), rollbacks/min
 and mean depth under 0/50/150 ms injected delay, relay latency vs a direct ack round
 trip, Socket.IO disconnects while 1/3/6 rooms boot at once (worker vs ?worker=0).
+Ingest (issue 5): step records through Socket.IO vs straight into the store, SQLite and
+Postgres; ack latency; export of a million rows.
+Scale (issue 6): two-player rooms on one process at 30 Hz vs a bare python-socketio
+relay, and on two processes + Redis; relay p50/p99, CPU and memory per room, lost records.
+Fuzz (issue 6): a good room's relay latency with and without hostile clients, refusals/s,
+crashes.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench import foundation, ingest, multiplayer
+from bench import foundation, fuzz, ingest, load, multiplayer
 from bench.common import machine
 from bench.report import plot, update_readme
 from server.vendor import versions
@@ -28,7 +34,7 @@ from tests.servers import ROOT, start_server, write_experiment, write_kitchen
 OUT = Path(__file__).resolve().parent
 
 
-SECTIONS = ("foundation", "multiplayer", "ingest")
+SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -68,6 +74,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="page boots per mode")
     parser.add_argument("--rooms", default="1,3,6", help="concurrent room counts")
+    parser.add_argument("--load-rooms", default="25,50,75,100", help="rooms per process (scale)")
+    parser.add_argument("--redis-rooms", default="25,50", help="rooms on 2 processes + Redis (scale)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="which to run; the others keep their last results")
     args = parser.parse_args()
@@ -79,6 +87,11 @@ def main() -> int:
         browser_sections(args, work, results)
     if "ingest" in args.sections:
         results["ingest"] = ingest.run()
+    if "scale" in args.sections:
+        results["scale"] = load.run(tuple(int(x) for x in args.load_rooms.split(",")), seconds=15.0,
+                                    redis_rooms=tuple(int(x) for x in args.redis_rooms.split(",")))
+    if "fuzz" in args.sections:
+        results["fuzz"] = fuzz.run()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     dates = results.setdefault("dates", {s: results.get("date", now) for s in SECTIONS if s in results
                                          or (s == "foundation" and "figures" in results)})
@@ -93,12 +106,15 @@ def main() -> int:
                     "step_rtt_ms.worker.p99": "<= 4", "batch8_rtt_ms.worker.p50": "<= 2",
                     "rollback_batch_ms.8.worker.p50": "<= 3", "concurrent_init.6.worker.disconnects": "0",
                     "relay.relay_one_way_ms.p99": "<= 2 (overhead)",
-                    "ingest.socketio_max.records_per_s": ">= 50000"},
+                    "ingest.socketio_max.records_per_s": ">= 50000",
+                    "scale.max_rooms_within_target": ">= 100 (relay p99 <= 20 ms, 0 lost)",
+                    "fuzz.crashes": "0"},
     })
     path.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, OUT / "results.png")
     update_readme(results, ROOT / "README.md")
-    print(json.dumps({k: results.get(k) for k in ("figures", "multiplayer", "ingest")}, indent=1)[:4000])
+    shown = ("figures", "multiplayer", "ingest", "fuzz")
+    print(json.dumps({k: results.get(k) for k in shown}, indent=1)[:6000])
     return 0
 
 
