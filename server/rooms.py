@@ -74,6 +74,10 @@ class Room:
         fresh: dict[int, Any] = {}
         # check the whole message before storing any of it: a refused message changes nothing
         for frame, value in inputs:
+            if frame in mine:  # a redundant resend (pages repeat their last inputs): checked when stored
+                if mine[frame] != value:
+                    raise RoomError(f"frame {frame} already has a different input", "replayed")
+                continue
             if frame < 0 or frame > self.newest + self.horizon:
                 raise RoomError(f"frame {frame} is out of range (newest {self.newest})", "out_of_range")
             try:
@@ -82,11 +86,9 @@ class Room:
                 raise RoomError("input value is not plain JSON", "validation") from None
             if size > MAX_INPUT_BYTES:
                 raise RoomError("input value too large", "oversized")
-            known = mine[frame] if frame in mine else fresh.get(frame, value)
-            if known != value:
+            if fresh.get(frame, value) != value:
                 raise RoomError(f"frame {frame} already has a different input", "replayed")
-            if frame not in mine:
-                fresh[frame] = value
+            fresh[frame] = value
         mine.update(fresh)
         if fresh:
             self.newest = max(self.newest, *fresh)
