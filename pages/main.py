@@ -151,9 +151,13 @@ class Hello:
         leftovers = outbox.queued_step_records()
         await outbox.flush(LEFTOVER_WAIT_MS)
         ui.attr("resent", leftovers)
+        screen = window.screen
+        client = {"user_agent": str(window.navigator.userAgent), "language": str(window.navigator.language),
+                  "screen": str(screen.width) + "x" + str(screen.height),
+                  "viewport": str(window.innerWidth) + "x" + str(window.innerHeight)}
         # retried: a busy main thread (or network) can let one acknowledgement time out
         for _ in range(attempts):
-            self.reply = await socket.call("hello", {})
+            self.reply = await socket.call("hello", {"stream": outbox.stream, "client": client})
             if self.reply.get("ok"):
                 break
         for resolve in self._waiters:

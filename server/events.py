@@ -142,7 +142,9 @@ class Rtt(Strict):
 
 
 class Hello(Strict):
-    pass
+    # the page load's outbox stream and what it runs on (browser, screen): the sessions table
+    stream: str | None = STREAM
+    client: dict[str, str | int | float | bool | None] = Field(default={}, max_length=16)
 
 
 class SceneDone(Sequenced):

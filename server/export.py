@@ -46,6 +46,7 @@ def queries(dialect: str = "sqlite") -> dict[str, str]:
         "survey_responses": "SELECT * FROM survey_responses WHERE experiment = :e"
                             " ORDER BY participant_id, scene_id, question_id",
         "progress": "SELECT * FROM progress WHERE experiment = :e ORDER BY participant_id",
+        "sessions": "SELECT * FROM sessions WHERE experiment = :e ORDER BY started, participant_id",
         "rooms": "SELECT * FROM rooms WHERE experiment = :e ORDER BY created, id",
         "events": "SELECT v.* FROM events v LEFT JOIN participants p ON p.id = v.participant_id"
                   f" WHERE p.experiment = :e OR {ROOM_OF_EVENT[dialect]} IN"

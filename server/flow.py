@@ -54,6 +54,8 @@ class Flow:
         if exp.conditions:
             async with self.assigning:
                 condition = await self.store.assign_condition(pid, exp.name, [c.name for c in exp.conditions])
+        if p.stream is not None:
+            await self.store.add_session(pid, exp.name, p.stream, p.client)
         index, outcome = await self.store.get_progress(pid, exp.name)
         return {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
                 "env_config": exp.env_config_for(condition),

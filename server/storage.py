@@ -88,6 +88,13 @@ Table("receipts", metadata,
       Column("seq", INT, nullable=False), Column("t_server", FLOAT, nullable=False),
       PrimaryKeyConstraint("participant_id", "stream", "seq"))
 
+# One row per page load (its outbox stream): when, and with which browser and screen.
+Table("sessions", metadata,
+      Column("participant_id", Text, nullable=False), Column("experiment", Text, nullable=False),
+      Column("stream", Text, nullable=False), Column("started", FLOAT, nullable=False),
+      Column("client", Text, nullable=False),
+      PrimaryKeyConstraint("participant_id", "stream"))
+
 # Columns added after a table first shipped: added to older databases on open.
 ADDED_COLUMNS = {"steps": ["metrics"], "rooms": ["end_reason", "condition"], "participants": ["condition"]}
 
@@ -166,6 +173,8 @@ def _placeholders(paramstyle: str, rows: int, columns: int) -> str:
     raise RuntimeError(f"unsupported DBAPI paramstyle {paramstyle!r}")
 
 
+ADD_SESSION = text("INSERT INTO sessions (participant_id, experiment, stream, started, client)"
+                   " VALUES (:pid, :e, :stream, :now, :client) ON CONFLICT DO NOTHING")
 UPSERT_PARTICIPANT = text(
     "INSERT INTO participants (id, experiment, url_params, created) VALUES (:id, :e, :params, :now)"
     " ON CONFLICT DO NOTHING")
@@ -343,6 +352,10 @@ class Store:
     async def add_event(self, pid: str | None, eid: str | None, kind: str, payload: Any) -> None:
         await self._write(ADD_EVENT, {"pid": pid, "eid": eid, "kind": kind, "payload": _json(payload),
                                       "now": time.time()})
+
+    async def add_session(self, pid: str, experiment: str, stream: str, client: dict[str, Any]) -> None:
+        await self._write(ADD_SESSION, {"pid": pid, "e": experiment, "stream": stream, "now": time.time(),
+                                        "client": _json(client)})
 
     async def has_receipt(self, pid: str, stream: str, seq: int) -> bool:
         return await self._first(HAS_RECEIPT, {"pid": pid, "stream": stream, "seq": seq}) is not None

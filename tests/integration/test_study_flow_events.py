@@ -3,6 +3,8 @@ time, survey answers are checked before they are stored, resends are harmless.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.e2e.test_study_flow import SCENES
@@ -36,6 +38,21 @@ async def test_progress_moves_one_scene_at_a_time_and_survives_reconnects(study_
         assert resend == {"ok": True, "scene_index": 1}
     async with participant(study_server.url, "walker", "study") as again:
         assert (await again.call("hello", {}))["scene_index"] == 1  # a reload resumes here
+
+
+@pytest.mark.asyncio
+async def test_each_page_load_is_a_session_with_its_browser(study_server):
+    firefox = {"user_agent": "Mozilla/5.0 (X11) Firefox/140.0", "screen": "1920x1080"}
+    async with participant(study_server.url, "loader", "study") as p:
+        assert (await p.call("hello", {"stream": "1700000000000-aaaaaaaa", "client": firefox}))["ok"]
+        assert (await p.call("hello", {"stream": "1700000000000-aaaaaaaa", "client": firefox}))["ok"]
+        assert (await p.call("hello", {"stream": "1700000099999-bbbbbbbb", "client": {}}))["ok"]
+        bad = await p.call("hello", {"stream": "1700000000000-cccccccc", "client": {"nested": {"a": 1}}})
+        assert bad["ok"] is False and "client" in bad["error"]
+    rows = study_server.query("SELECT stream, client FROM sessions WHERE participant_id='loader'"
+                              " ORDER BY stream")
+    assert [(stream, json.loads(client)) for stream, client in rows] == [
+        ("1700000000000-aaaaaaaa", firefox), ("1700000099999-bbbbbbbb", {})]
 
 
 @pytest.mark.asyncio

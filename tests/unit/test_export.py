@@ -30,6 +30,8 @@ async def fill(path, experiment):
     await store.add_steps("e2", [{"frame": 0, "actions": {}, "rewards": 0, "done": False, "info": {}}])
     await store.end_episode("e1", "completed", 100, 50.0)
     await store.set_progress("p1", experiment, 3, None, {"fun": "5", "note": "line1\nline2"}, "survey-2")
+    await store.add_session("p1", experiment, "1700000000000-aaaaaaaa", {"user_agent": "X", "screen": "9x9"})
+    await store.add_session("other", "someone-else", "1700000000000-bbbbbbbb", {})
     await store.close()
 
 
@@ -50,6 +52,7 @@ def test_exported_rows_equal_stored_rows(tmp_path):
         assert manifest["counts"][table] == len(stored)
     assert manifest["counts"]["steps"] == 100  # only this experiment's episodes
     assert manifest["counts"]["participants"] == 1
+    assert manifest["counts"]["sessions"] == 1  # only this experiment's page loads
     assert json.loads(conn.execute("SELECT info FROM steps WHERE frame=3").fetchone()[0])["name"] == 'a,b "q"'
     for name, digest in manifest["files"].items():
         assert sha256_of(tmp_path / "out" / name) == digest
