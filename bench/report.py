@@ -143,7 +143,8 @@ def plot(results: dict, path: Path) -> None:
 
     f = results["figures"]
     mp = results.get("multiplayer")
-    rows = 2 if mp else 1
+    later = [results.get(k) for k in ("ingest", "scale", "fuzz")]
+    rows = 1 + bool(mp) + any(later)
     fig, axes = plt.subplots(rows, 4, figsize=(17, 4.2 * rows), squeeze=False)
     _bars(axes[0][0], "Pyodide ready (ms)", {m: f["pyodide_ready_ms"][m]["median"] for m in MODES})
     _bars(axes[0][1], "Longest main-thread stall\nduring init (ms)", {m: f["init_stall_ms"][m]["median"] for m in MODES})
@@ -166,6 +167,40 @@ def plot(results: dict, path: Path) -> None:
         _bars(axes[1][3], "Disconnects while N rooms boot at once",
               {f"{m}\n{n} rooms": mp["concurrent_init"][n][m]["disconnects"] + 0.0
                for n in mp["concurrent_init"] for m in MODES})
+    if any(later):
+        _plot_data_and_scale(axes[rows - 1], *later)
     fig.suptitle(f"Coplay benchmarks — {results['date']} — blue: worker (default), orange: ?worker=0")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: dict | None) -> None:
+    if ingest:
+        data = {"SQLite\nSocket.IO": ingest["socketio_max"]["records_per_s"],
+                "SQLite\ndirect": ingest["direct_store_max"]["records_per_s"]}
+        if "socketio_max_postgres" in ingest:
+            data["Postgres\nSocket.IO"] = ingest["socketio_max_postgres"]["records_per_s"]
+            data["Postgres\ndirect"] = ingest["direct_store_max_postgres"]["records_per_s"]
+        _bars(axes[0], "Step records ingested per second\n(target 50,000 through Socket.IO)", data)
+    if scale:
+        ax = axes[1]
+        names = {"coplay": "Coplay, 1 process", "baseline": "bare python-socketio",
+                 "two_processes_redis": "Coplay, 2 processes + Redis"}
+        for side, label in names.items():
+            levels = scale.get(side) or {}
+            points = [(int(n), lv["relay_one_way_ms"]["p99"]) for n, lv in levels.items() if lv["relay_one_way_ms"]]
+            if points:
+                ax.plot(*zip(*sorted(points), strict=True), marker="o", label=label)
+        ax.axhline(20, color="grey", linestyle="--", linewidth=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("two-player rooms at 30 Hz", fontsize=8)
+        ax.set_title("Relay one-way p99 (ms, log) by rooms; dashed: 20 ms target", fontsize=10)
+        ax.legend(fontsize=7)
+        _bars(axes[2], "Server CPU ms per relayed input", {
+            f"{names[side].split(',')[0]}\n{n} rooms": lv["server_cpu_ms_per_input"]
+            for side in ("coplay", "baseline") for n, lv in (scale.get(side) or {}).items() if n in ("25", "50")})
+    if fuzz:
+        lat = fuzz["relay_one_way_ms"]
+        _bars(axes[3], f"Good room relay under fuzz (ms); crashes: {fuzz['crashes']}",
+              {"quiet\np50": lat["quiet"]["p50"], "quiet\np99": lat["quiet"]["p99"],
+               "attacked\np50": lat["attacked"]["p50"], "attacked\np99": lat["attacked"]["p99"]})
