@@ -20,6 +20,9 @@ class GameSocket:
         self.sock.on("disconnect", self._on_disconnect)
         self.sock.on("connect_error", self._on_connect_error)
         self.sock.on("server_error", self._on_server_error)
+        # the server is restarting: it will close this connection and we reconnect; the
+        # outbox keeps whatever it has not acknowledged
+        self.sock.on("server_restart", lambda *args: self.ui.attr("server", "restarting"))
 
     def _on_connect(self, *args):
         self.connected = True

@@ -99,6 +99,9 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
 
     @app.get("/healthz")
     async def healthz():
+        lifecycle = current_app.extensions.get("coplay", {}).get("lifecycle")
+        if lifecycle is not None and lifecycle.draining:  # a load balancer stops sending newcomers
+            return {"ok": False, "draining": True}, 503
         return {"ok": True, "experiments": sorted(experiments)}
 
     @app.get("/stats")

@@ -10,6 +10,8 @@ import asyncio
 import json
 import signal
 import time
+import urllib.error
+import urllib.request
 from typing import Any
 
 import pytest
@@ -146,7 +148,16 @@ async def test_sigterm_mid_game_loses_no_acknowledged_record(tmp_path):
                 break
             await asyncio.sleep(0.01)
 
-        # while it drains: a new connection is refused with the message, and so is a new room
+        # while it drains: health checks fail (a load balancer sends newcomers elsewhere) ...
+        def health() -> int:
+            try:
+                with urllib.request.urlopen(server.url + "/healthz", timeout=5) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        assert await asyncio.to_thread(health) == 503
+        # ... a new connection is refused with the message, and so is a new room
         probe = Peer(server.url, "shut-probe", "catch")
         with pytest.raises(socketio.exceptions.ConnectionError):
             await probe.connect()
