@@ -56,6 +56,7 @@ class Relay:
         self.rng = random.Random()
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0}
         self._tasks: set[asyncio.Task] = set()
+        self.cluster = cluster
         self.away_timers: dict[tuple[str, str], asyncio.Task] = {}  # (room, player) -> dropout timer
         # with several processes (Redis), room events run on the one holding the rooms
         room_events = [("mp_join", MpJoin, self.join), ("input", InputMsg, self.input),
@@ -71,6 +72,12 @@ class Relay:
         sockets.register("rtt", Rtt, self.rtt)
         sockets.disconnect_hooks.append(
             cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)
+
+    async def _emit(self, event: str, data: dict, sid: str) -> None:
+        """Emit to one socket. With several processes, a socket on this one is served
+        directly: publishing to Redis would make every process decode the message."""
+        await self.sio.emit(event, data, to=sid, ignore_queue=self.cluster is not None and
+                            self.sio.manager.is_connected(sid, "/"))
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
@@ -106,8 +113,8 @@ class Relay:
         self.stats["rooms_started"] += 1
         await self.store.save_room(room_record(room))
         for player, s in room.seats.items():
-            await self.sio.emit("room_start", {"room": room.id, "player": player, "players": room.players,
-                                               "seed": room.seed, "token": s.token}, to=s.sid)
+            await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
+                                            "seed": room.seed, "token": s.token}, s.sid)
         await self._announce_waiting(key)
         return {"ok": True, "status": "matched", "room": room.id}
 
@@ -115,15 +122,15 @@ class Relay:
         queue = self.mm.waiting(key)
         size = len(self.experiments[split_key(key)[0]].players)
         for seat in queue:
-            await self.sio.emit("waiting", {"count": len(queue), "size": size}, to=seat.sid)
+            await self._emit("waiting", {"count": len(queue), "size": size}, seat.sid)
 
     async def _wait_timeout(self, sid: str, key: str) -> None:
         exp = self.experiments[split_key(key)[0]]
         await asyncio.sleep(exp.multiplayer.wait_timeout)
         self.wait_timers.pop(sid, None)
         if self.mm.leave_queue(sid):
-            await self.sio.emit("wait_timeout", {"message": exp.multiplayer.wait_timeout_message,
-                                                 "redirect": exp.multiplayer.wait_timeout_redirect}, to=sid)
+            await self._emit("wait_timeout", {"message": exp.multiplayer.wait_timeout_message,
+                                              "redirect": exp.multiplayer.wait_timeout_redirect}, sid)
             await self._announce_waiting(key)
 
     # -- play -------------------------------------------------------------------------
@@ -167,13 +174,13 @@ class Relay:
         delay = net["delay_ms"] + (self.rng.uniform(-jitter, jitter) if jitter else 0)
         self.stats["relayed"] += 1
         if delay <= 0:
-            await self.sio.emit(event, data, to=seat.sid)
+            await self._emit(event, data, seat.sid)
         else:
             self._spawn(self._emit_later(delay / 1000, event, data, seat.sid))
 
     async def _emit_later(self, seconds: float, event: str, data: dict, sid: str) -> None:
         await asyncio.sleep(seconds)
-        await self.sio.emit(event, data, to=sid)
+        await self._emit(event, data, sid)
 
     async def fetch_inputs(self, sid: str, session: dict, p: FetchInputs) -> dict:
         """The recorded inputs of the other players from a frame on: how a client recovers
@@ -198,7 +205,7 @@ class Relay:
             log.warning("desync in room %s: %s", room.id, report)
             await self.store.add_event(None, None, "desync", {"room": room.id, **report})
             for seat in room.seats.values():
-                await self.sio.emit("desync", report, to=seat.sid)
+                await self._emit("desync", report, seat.sid)
         return {"ok": True}
 
     async def _finish(self, room: Room) -> None:
@@ -225,7 +232,7 @@ class Relay:
         outcome = {"status": room.status, "final_hashes": finals, "replay_hash": replay_hash,
                    "end_frame": end_frame}
         for seat in room.seats.values():
-            await self.sio.emit("room_result", outcome, to=seat.sid)
+            await self._emit("room_result", outcome, seat.sid)
 
     # -- leaving ------------------------------------------------------------------------
     async def leave(self, sid: str, session: dict, p: MpLeave) -> dict:
@@ -364,7 +371,7 @@ class Relay:
         self.mm.close(room)
         await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"{player}: {reason}"))
         for seat in room.peers_of(player):
-            await self.sio.emit("partner_left", {"player": player, "reason": reason}, to=seat.sid)
+            await self._emit("partner_left", {"player": player, "reason": reason}, seat.sid)
 
     # -- server shutdown ----------------------------------------------------------------------
     async def shutdown(self, reason: str = "server shutdown") -> int:
