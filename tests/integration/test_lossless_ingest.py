@@ -15,8 +15,8 @@ def batch(frames):
 
 
 @pytest.mark.asyncio
-async def test_out_of_order_duplicated_and_restarted_batches_store_each_record_once(tmp_path):
-    first = start_server(tmp_path)
+async def test_out_of_order_duplicated_and_restarted_batches_store_each_record_once(tmp_path, any_database):
+    first = start_server(tmp_path, database=any_database)
     try:
         async with participant(first.url, "keeper") as p:
             assert (await p.call("episode_start", {"episode_id": "ep-keep", "seed": 1}))["ok"]
@@ -28,13 +28,13 @@ async def test_out_of_order_duplicated_and_restarted_batches_store_each_record_o
     finally:
         first.stop()
 
-    second = start_server(tmp_path)  # same working directory: same SQLite file
+    second = start_server(tmp_path, database=any_database)  # a new process, the same database
     try:
         assert second.database == first.database
         async with participant(second.url, "keeper") as p:
             overlap = await p.call("steps", {"episode_id": "ep-keep", "records": batch(range(50, 90))})
             assert overlap["ok"] and overlap["stored"] == 30  # 50-59 were already there
-        rows = second.query("SELECT frame FROM steps WHERE episode_id='ep-keep' ORDER BY frame")
+        rows = second.query("SELECT frame FROM steps WHERE episode_id=? ORDER BY frame", "ep-keep")
         frames = [f for (f,) in rows]
         assert frames == list(range(90))
     finally:
@@ -42,10 +42,10 @@ async def test_out_of_order_duplicated_and_restarted_batches_store_each_record_o
 
 
 @pytest.mark.asyncio
-async def test_concurrent_participants_each_get_their_own_exact_count(tmp_path):
+async def test_concurrent_participants_each_get_their_own_exact_count(tmp_path, any_database):
     import asyncio
 
-    server = start_server(tmp_path)
+    server = start_server(tmp_path, database=any_database)
     try:
         async def one(i):
             async with participant(server.url, f"crowd-{i}") as p:

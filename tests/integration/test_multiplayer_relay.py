@@ -49,15 +49,20 @@ SERVER_EVENTS = ("waiting", "room_start", "wait_timeout", "input", "desync", "pa
 _ids = itertools.count(1)
 
 
+def kitchen_server(workdir, experiments: dict[str, dict]) -> RunningServer:
+    """A real server with one two-player kitchen experiment per entry (its multiplayer settings)
+    and the single-player catch."""
+    directory = workdir / "experiments"
+    write_experiment(directory, "catch")
+    for name, multiplayer in experiments.items():
+        write_experiment(directory, name, env_source=KITCHEN_SOURCE, players=PLAYERS,
+                         default_action="noop", env_config=KITCHEN_CONFIG, multiplayer=multiplayer)
+    return start_server(workdir, experiments_dir=directory)
+
+
 @pytest.fixture(scope="module")
 def mp_server(tmp_path_factory) -> RunningServer:
-    workdir = tmp_path_factory.mktemp("mp-server")
-    experiments = workdir / "experiments"
-    write_experiment(experiments, "catch")  # single-player
-    for name, multiplayer in EXPERIMENTS.items():
-        write_experiment(experiments, name, env_source=KITCHEN_SOURCE, players=PLAYERS,
-                         default_action="noop", env_config=KITCHEN_CONFIG, multiplayer=multiplayer)
-    running = start_server(workdir, experiments_dir=experiments)
+    running = kitchen_server(tmp_path_factory.mktemp("mp-server"), EXPERIMENTS)
     try:
         yield running
     finally:

@@ -12,18 +12,16 @@ import asyncio
 import pytest
 
 from tests.integration.test_multiplayer_relay import (
-    KITCHEN_CONFIG,
-    KITCHEN_SOURCE,
-    PLAYERS,
     Client,
     clients,
     expect_rejected,
     expected_hash,
+    kitchen_server,
     pair_up,
     room_row,
     send_inputs,
 )
-from tests.servers import RunningServer, start_server, write_experiment
+from tests.servers import RunningServer
 
 pytestmark = pytest.mark.asyncio
 
@@ -38,12 +36,7 @@ EXPERIMENTS = {
 
 @pytest.fixture(scope="module")
 def rc_server(tmp_path_factory) -> RunningServer:
-    workdir = tmp_path_factory.mktemp("rc-server")
-    experiments = workdir / "experiments"
-    for name, multiplayer in EXPERIMENTS.items():
-        write_experiment(experiments, name, env_source=KITCHEN_SOURCE, players=PLAYERS,
-                         default_action="noop", env_config=KITCHEN_CONFIG, multiplayer=multiplayer)
-    running = start_server(workdir, experiments_dir=experiments)
+    running = kitchen_server(tmp_path_factory.mktemp("rc-server"), EXPERIMENTS)
     try:
         yield running
     finally:

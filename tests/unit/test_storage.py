@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import sqlite3
-import uuid
 
 import pyarrow.parquet as pq
 import pytest
@@ -14,26 +13,14 @@ import pytest
 from server.experiment import load_experiment
 from server.export import export, queries
 from server.storage import Store, database_url
-from tests.postgres import query_url, start_postgres
+from tests.postgres import query_url
 from tests.servers import write_experiment
 from tests.unit.test_export import fill
 
 
-@pytest.fixture(scope="module")
-def postgres():
-    server = start_postgres()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path):
-    """A fresh, empty database of each kind: a SQLite path or a postgresql:// URL."""
-    if request.param == "sqlite":
-        return tmp_path / "data" / "coplay.sqlite"
-    return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:16]}")
+@pytest.fixture
+def database(any_database):
+    return any_database
 
 
 def rows(database, sql: str, *args) -> list[tuple]:
