@@ -6,6 +6,7 @@ final hashes equal to the server's replay; data uploaded to either process is st
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 
 import pytest
@@ -42,6 +43,24 @@ def two_processes(tmp_path_factory):
         for server in servers:
             server.stop()
         redis.stop()
+
+
+@contextlib.asynccontextmanager
+async def room_across(two_processes, tag: str):
+    """p0 connected to the first process, p1 to the second, matched into one room."""
+    a, b = two_processes
+    c0, c1 = Client(a.url, "duo"), Client(b.url, "duo")
+    await c0.connect()
+    await c1.connect()
+    try:
+        await c0.call("mp_join", {"episode_id": f"ep-{tag}-0"})
+        await c1.call("mp_join", {"episode_id": f"ep-{tag}-1"})
+        await c0.wait_for("room_start")
+        await c1.wait_for("room_start")
+        yield c0, c1
+    finally:
+        await c0.close()
+        await c1.close()
 
 
 async def test_players_on_different_processes_share_a_room_that_ends_in_sync(two_processes):
@@ -100,18 +119,11 @@ async def test_players_on_different_processes_share_a_room_that_ends_in_sync(two
 
 
 async def test_a_partner_on_the_other_process_hears_of_a_drop_and_the_return(two_processes):
-    a, b = two_processes
-    c0, c1 = Client(a.url, "duo"), Client(b.url, "duo")
-    await c0.connect()
-    await c1.connect()
-    try:
-        await c0.call("mp_join", {"episode_id": "ep-duo-2"})
-        await c1.call("mp_join", {"episode_id": "ep-duo-3"})
-        token = (await c1.wait_for("room_start"))[0]["token"]
-        await c0.wait_for("room_start")
+    async with room_across(two_processes, "drop") as (c0, c1):
+        token = c1.got("room_start")[0]["token"]
         await c1.sio.disconnect()  # p1's socket on process B closes
         assert (await c0.wait_for("partner_away"))[0]["player"] == "p1"
-        back = Client(a.url, "duo")  # p1 comes back through the other process
+        back = Client(two_processes[0].url, "duo")  # p1 comes back through the other process
         back.participant_id, back.auth = c1.participant_id, dict(c1.auth)
         await back.connect()
         try:
@@ -119,26 +131,12 @@ async def test_a_partner_on_the_other_process_hears_of_a_drop_and_the_return(two
             assert await c0.wait_for("partner_back") == [{"player": "p1"}]
         finally:
             await back.close()
-    finally:
-        await c0.close()
-        await c1.close()
 
 
 async def test_a_refused_input_forwarded_to_the_coordinator_comes_back_as_server_error(two_processes):
-    a, b = two_processes
-    c0, c1 = Client(a.url, "duo"), Client(b.url, "duo")
-    await c0.connect()
-    await c1.connect()
-    try:
-        await c0.call("mp_join", {"episode_id": "ep-duo-4"})
-        await c1.call("mp_join", {"episode_id": "ep-duo-5"})
-        await c0.wait_for("room_start")
-        await c1.wait_for("room_start")
+    async with room_across(two_processes, "refused") as (c0, c1):
         for client in (c0, c1):  # one of them is on the coordinator, the other forwarded
             await client.call("input", {"frame": 2, "inputs": [[2, "up"]], "adv": 0})
             await client.call("input", {"frame": 2, "inputs": [[2, "down"]], "adv": 0})  # rewrites frame 2
             errors = await client.wait_for("server_error")
             assert errors == [{"event": "input", "error": "frame 2 already has a different input"}]
-    finally:
-        await c0.close()
-        await c1.close()
