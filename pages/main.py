@@ -15,7 +15,7 @@ from js import document, window  # noqa: E402
 
 from pages.channel import ChannelClient, ChannelDead, WorkerError  # noqa: E402
 from pages.jsbridge import js_get, log, mark, new_id, now_ms, sleep_ms, wait_on  # noqa: E402
-from pages.outbox import Outbox  # noqa: E402
+from pages.outbox import Outbox, SpillingStorage  # noqa: E402
 from pages.socket_client import GameSocket  # noqa: E402
 from pages.ui import Ui  # noqa: E402
 from protocol import messages as m  # noqa: E402
@@ -36,6 +36,8 @@ def new_stream_id():
 
 def show_saving(outbox):
     ui.attr("saving", "waiting" if outbox.waiting else "ok")
+    if outbox.storage.spilled:
+        ui.attr("spilled", outbox.storage.spilled)  # localStorage was full: kept in memory
     ui.attr("saved", sum(outbox.steps_delivered.values()))
 
 
@@ -323,7 +325,8 @@ async def main():
     ids["participant_id"] = pid
     socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
                          "url_params": params}, ui)
-    outbox = Outbox(window.localStorage, socket.call_text, sleep_ms, pid, new_stream_id(), show_saving)
+    outbox = Outbox(SpillingStorage(window.localStorage), socket.call_text, sleep_ms, pid, new_stream_id(),
+                    show_saving)
     fatal = Fatal(outbox)
     try:
         hello = Hello(socket, outbox)

@@ -29,6 +29,42 @@ def _keys(storage, prefix):
     return found
 
 
+class SpillingStorage:
+    """localStorage, plus memory for what no longer fits. A full quota (a long outage fills
+    the 5 MB or so a site gets) must neither stop the game nor drop a record: what spilled
+    is still delivered, and is lost only if the tab is closed before the server is back."""
+
+    def __init__(self, storage):
+        self.storage = storage
+        self.memory = {}
+        self.spilled = 0
+
+    @property
+    def length(self):
+        return int(self.storage.length) + len(self.memory)
+
+    def key(self, i):
+        stored = int(self.storage.length)
+        return str(self.storage.key(i)) if i < stored else list(self.memory)[i - stored]
+
+    def getItem(self, key):  # noqa: N802 - the Web Storage API's names
+        if key in self.memory:
+            return self.memory[key]
+        return self.storage.getItem(key)
+
+    def setItem(self, key, value):  # noqa: N802
+        try:
+            self.storage.setItem(key, value)
+            self.memory.pop(key, None)
+        except Exception:  # QuotaExceededError (or storage disabled)
+            self.memory[key] = value
+            self.spilled += 1
+
+    def removeItem(self, key):  # noqa: N802
+        self.memory.pop(key, None)
+        self.storage.removeItem(key)
+
+
 class Outbox:
     def __init__(self, storage, call, sleep, participant, stream, on_change=None):
         self.storage = storage  # the Web Storage API: window.localStorage in the page

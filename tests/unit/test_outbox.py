@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from pages.outbox import Outbox, Uploader
+from pages.outbox import Outbox, SpillingStorage, Uploader
 
 
 class WebStorage:
@@ -33,6 +33,24 @@ class WebStorage:
 
     def removeItem(self, key):  # noqa: N802
         self.items.pop(key, None)
+
+
+class QuotaExceeded(Exception):
+    pass
+
+
+class SmallWebStorage(WebStorage):
+    """Refuses a write that would take it past `quota` characters, as browsers do."""
+
+    def __init__(self, quota):
+        super().__init__()
+        self.quota = quota
+
+    def setItem(self, key, value):  # noqa: N802
+        used = sum(len(k) + len(v) for k, v in self.items.items() if k != key)
+        if used + len(key) + len(str(value)) > self.quota:
+            raise QuotaExceeded("the quota has been exceeded")
+        super().setItem(key, value)
 
 
 class Server:
@@ -148,3 +166,22 @@ async def test_uploader_fills_batches_keeps_the_open_one_in_storage_and_seals_th
     assert open_key not in storage.items
     assert [[r["frame"] for r in p["records"]] for _, p in server.received] == [[1, 2, 3], [4, 5, 6], [7]]
     assert up.saved() == 7
+
+
+@pytest.mark.asyncio
+async def test_a_full_storage_quota_spills_to_memory_and_loses_nothing():
+    local = SmallWebStorage(quota=2000)
+    storage = SpillingStorage(local)
+    down = Server([{"ok": False, "unreachable": True}] * 30)
+    box = Outbox(storage, down.call, no_sleep, "p1", "1700000000000-aaaaaaaa")
+    up = Uploader(box, "e1", batch_size=5)
+    for f in range(1, 101):  # a long outage: far more than the quota holds
+        up.add({"frame": f, "info": {"pad": "x" * 20}})
+    up.seal()
+    assert storage.spilled > 0 and storage.memory  # over the quota, kept in memory
+    assert sum(len(k) + len(v) for k, v in local.items.items()) <= 2000
+    assert box.queued_step_records() == 100
+    assert await box.flush(5000)
+    frames = [r["frame"] for _, p in down.received for r in p["records"]]
+    assert frames == list(range(1, 101))  # every record, once, in order
+    assert storage.memory == {} and local.items == {}
