@@ -54,3 +54,14 @@ def new_id():
 
 def log(*parts):
     js.console.log("[coplay]", " ".join(str(p) for p in parts))
+
+
+# MicroPython cannot catch an exception that a JS function throws into it: it surfaces as an
+# uncaught page error (seen with localStorage's QuotaExceededError). So the one call that may
+# legitimately throw goes through this line of JS glue, which turns the throw into False.
+_TRY_SET_ITEM = js.Function.new("s", "k", "v",
+                                "try { s.setItem(k, v); return true; } catch (e) { return false; }")
+
+
+def try_set_item(storage, key, value):
+    return bool(_TRY_SET_ITEM(storage, key, value))

@@ -14,7 +14,7 @@ import json  # noqa: E402
 from js import document, window  # noqa: E402
 
 from pages.channel import ChannelClient, ChannelDead, WorkerError  # noqa: E402
-from pages.jsbridge import js_get, log, mark, new_id, now_ms, sleep_ms, wait_on  # noqa: E402
+from pages.jsbridge import js_get, log, mark, new_id, now_ms, sleep_ms, try_set_item, wait_on  # noqa: E402
 from pages.outbox import Outbox, SpillingStorage  # noqa: E402
 from pages.socket_client import GameSocket  # noqa: E402
 from pages.ui import Ui  # noqa: E402
@@ -60,7 +60,7 @@ def participant_id(params):
     if stored is not None:
         return str(stored)
     pid = new_id()
-    window.localStorage.setItem("coplay:participant", pid)
+    try_set_item(window.localStorage, "coplay:participant", pid)  # full storage: an id for this load only
     return pid
 
 
@@ -325,8 +325,8 @@ async def main():
     ids["participant_id"] = pid
     socket = GameSocket({"participant_id": pid, "experiment": cfg["experiment"],
                          "url_params": params}, ui)
-    outbox = Outbox(SpillingStorage(window.localStorage), socket.call_text, sleep_ms, pid, new_stream_id(),
-                    show_saving)
+    outbox = Outbox(SpillingStorage(window.localStorage, try_set_item), socket.call_text, sleep_ms, pid,
+                    new_stream_id(), show_saving)
     fatal = Fatal(outbox)
     try:
         hello = Hello(socket, outbox)

@@ -34,8 +34,11 @@ class SpillingStorage:
     the 5 MB or so a site gets) must neither stop the game nor drop a record: what spilled
     is still delivered, and is lost only if the tab is closed before the server is back."""
 
-    def __init__(self, storage):
+    def __init__(self, storage, try_set=None):
         self.storage = storage
+        # (storage, key, value) -> bool: how the page writes without a JS exception reaching
+        # MicroPython (pages/jsbridge.try_set_item); without it, the write's own exception
+        self.try_set = try_set
         self.memory = {}
         self.spilled = 0
 
@@ -53,10 +56,17 @@ class SpillingStorage:
         return self.storage.getItem(key)
 
     def setItem(self, key, value):  # noqa: N802
-        try:
-            self.storage.setItem(key, value)
+        if self.try_set is not None:
+            stored = self.try_set(self.storage, key, value)
+        else:
+            try:
+                self.storage.setItem(key, value)
+                stored = True
+            except Exception:
+                stored = False
+        if stored:
             self.memory.pop(key, None)
-        except Exception:  # QuotaExceededError (or storage disabled)
+        else:  # QuotaExceededError (or storage disabled)
             self.memory[key] = value
             self.spilled += 1
 

@@ -65,3 +65,29 @@ def test_steps_left_in_a_closed_tab_are_delivered_by_the_next_page_load(tmp_path
         assert server.query("SELECT status, frames FROM episodes") == [("completed", 150)]
     finally:
         server.stop()
+
+
+# A browser whose localStorage is full (a long outage can fill a site's quota): every
+# setItem of ours throws QuotaExceededError, as Chromium does at the quota.
+FULL_STORAGE = """
+const realSetItem = Storage.prototype.setItem;
+Storage.prototype.setItem = function (key, value) {
+  if (String(key).startsWith('coplay:out:') || String(key).startsWith('coplay:open:')) {
+    throw new DOMException('The quota has been exceeded.', 'QuotaExceededError');
+  }
+  return realSetItem.call(this, key, value);
+};
+"""
+
+
+def test_a_full_storage_quota_neither_stops_the_game_nor_loses_a_step(tmp_path, servers, new_page):
+    exps = tmp_path / "experiments"
+    write_experiment(exps, "catch", max_steps=90, auto_start=True, env_config={"lives": 99}, upload_every=10)
+    server = servers(experiments_dir=exps)
+    page, watch = new_page(FULL_STORAGE)
+    page.goto(server.url + "/x/catch")
+    assert wait_stage(page, "done", "error", timeout=90) == "done", watch.dump()
+    assert int(body(page, "spilled")) > 0  # our writes were refused and kept in memory instead
+    assert body(page, "saved") == "90"
+    assert wait_until(lambda: _frames(server) == list(range(1, 91)), 10), _frames(server)
+    assert server.query("SELECT status, frames FROM episodes") == [("completed", 90)]

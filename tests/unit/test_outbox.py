@@ -168,10 +168,20 @@ async def test_uploader_fills_batches_keeps_the_open_one_in_storage_and_seals_th
     assert up.saved() == 7
 
 
+def js_glue(storage, key, value):
+    """What pages/jsbridge.try_set_item does in JS: the write's exception becomes False."""
+    try:
+        storage.setItem(key, value)
+        return True
+    except QuotaExceeded:
+        return False
+
+
 @pytest.mark.asyncio
-async def test_a_full_storage_quota_spills_to_memory_and_loses_nothing():
+@pytest.mark.parametrize("try_set", [None, js_glue], ids=["exception", "glue"])
+async def test_a_full_storage_quota_spills_to_memory_and_loses_nothing(try_set):
     local = SmallWebStorage(quota=2000)
-    storage = SpillingStorage(local)
+    storage = SpillingStorage(local, try_set)
     down = Server([{"ok": False, "unreachable": True}] * 30)
     box = Outbox(storage, down.call, no_sleep, "p1", "1700000000000-aaaaaaaa")
     up = Uploader(box, "e1", batch_size=5)
