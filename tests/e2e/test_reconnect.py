@@ -6,7 +6,7 @@ ends close, as when a network goes away) and refuse reconnects for a while."""
 from __future__ import annotations
 
 from tests.e2e.browser import body, wait_stage
-from tests.e2e.test_multiplayer import finish, kitchen, mash_keys
+from tests.e2e.test_multiplayer import KEYS, finish, kitchen, mash_keys, open_pair
 
 
 class Cable:
@@ -72,3 +72,25 @@ def test_a_dropped_browser_reconnects_and_the_room_ends_in_sync(tmp_path, server
     assert rooms[0][0] == "completed" and rooms[0][1] == 299
     counts = server.query("SELECT count(*), min(frame), max(frame) FROM steps GROUP BY episode_id")
     assert sorted(counts) == [(300, 0, 299), (300, 0, 299)]
+
+
+def test_a_closed_tab_is_replaced_by_a_stand_in_and_the_partner_finishes_in_sync(tmp_path, servers, new_page):
+    mp = {"network_from_url": True, "hash_every": 30, "reconnect_timeout": 2, "dropout": "stand_in"}
+    server = servers(experiments_dir=kitchen(tmp_path, max_steps=240, multiplayer=mp))
+    pages = open_pair(server, new_page)
+    mash_keys(pages, rounds=6)
+    (leaver, _), (stayer, watch) = pages
+    leaver.close()  # the participant closes the tab: no reconnect comes
+    stayer.wait_for_selector("body[data-partner=reconnecting]", state="attached", timeout=10000)
+    stayer.wait_for_selector("body[data-partner=stand_in]", state="attached", timeout=10000)
+    for k in range(8):
+        stayer.keyboard.press(KEYS[k % len(KEYS)])
+        stayer.wait_for_timeout(90)
+    assert wait_stage(stayer, "done", "error", timeout=120) == "done", watch.dump()
+    stayer.wait_for_selector("body[data-room-status]", state="attached", timeout=15000)
+    assert body(stayer, "outcome") == "completed"
+    assert body(stayer, "room-status") == "completed"
+    assert body(stayer, "state-hash") == body(stayer, "replay-hash")
+    status, end_frame = server.query("SELECT status, end_frame FROM rooms")[0]
+    assert (status, end_frame) == ("completed", 239)
+    assert server.query("SELECT kind FROM events WHERE kind='stand_in'") == [("stand_in",)]
