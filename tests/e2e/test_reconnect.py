@@ -94,3 +94,20 @@ def test_a_closed_tab_is_replaced_by_a_stand_in_and_the_partner_finishes_in_sync
     status, end_frame = server.query("SELECT status, end_frame FROM rooms")[0]
     assert (status, end_frame) == ("completed", 239)
     assert server.query("SELECT kind FROM events WHERE kind='stand_in'") == [("stand_in",)]
+
+
+def test_past_the_window_the_partner_gets_the_message_and_partial_code(tmp_path, servers, new_page):
+    mp = {"network_from_url": True, "reconnect_timeout": 2, "dropout": "end",
+          "dropout_message": "Your partner left, sorry.", "dropout_completion_code": "PARTIAL-7"}
+    server = servers(experiments_dir=kitchen(tmp_path, max_steps=900, multiplayer=mp))
+    pages = open_pair(server, new_page)
+    mash_keys(pages, rounds=4)
+    (leaver, _), (stayer, watch) = pages
+    leaver.close()
+    assert wait_stage(stayer, "done", "error", timeout=30) == "done", watch.dump()
+    assert body(stayer, "outcome") == "partner_left"
+    assert body(stayer, "completion-code") == "PARTIAL-7"
+    text = stayer.evaluate("document.body.innerText")
+    assert "Your partner left, sorry." in text and "PARTIAL-7" in text
+    status, reason = server.query("SELECT status, end_reason FROM rooms")[0]
+    assert status == "abandoned" and reason.endswith("dropped out")
