@@ -74,7 +74,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     )
     handlers = SocketHandlers(sio, store, experiments, Limits.from_settings(settings))
     cluster = Cluster(settings.redis_url) if settings.redis_url else None
-    relay = Relay(sio, handlers, store, experiments, cluster)
+    relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
     Flow(handlers, store, experiments)

@@ -47,7 +47,8 @@ def room_record(room: Room, **extra: Any) -> dict:
 
 class Relay:
     def __init__(self, sio: socketio.AsyncServer, sockets: SocketHandlers, store: Store,
-                 experiments: dict[str, Experiment], cluster: Cluster | None = None):
+                 experiments: dict[str, Experiment], cluster: Cluster | None = None,
+                 max_rooms_per_ip: int = 100):
         self.sio = sio
         self.store = store
         self.experiments = experiments
@@ -57,6 +58,7 @@ class Relay:
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
+        self.max_rooms_per_ip = max_rooms_per_ip
         self.away_timers: dict[tuple[str, str], asyncio.Task] = {}  # (room, player) -> dropout timer
         # with several processes (Redis), room events run on the one holding the rooms
         room_events = [("mp_join", MpJoin, self.join), ("input", InputMsg, self.input),
@@ -95,7 +97,11 @@ class Relay:
             if not mp.network_from_url:
                 raise Rejected("network shaping from the URL is disabled for this experiment")
             net = p.net.model_dump()
-        seat = Seat(sid, session["participant_id"], p.episode_id, net)
+        ip = session.get("ip", "unknown")
+        if self.mm.seats_from(ip) >= self.max_rooms_per_ip:
+            raise Rejected(f"too many games from your address (at most {self.max_rooms_per_ip} at once)",
+                           "ip_limit")
+        seat = Seat(sid, session["participant_id"], p.episode_id, net, ip=ip)
         key = queue_key(exp.name, await self.store.get_condition(session["participant_id"], exp.name))
         try:
             room = self.mm.join(key, seat, exp.players, horizon=mp.input_delay + mp.max_prediction + 90)

@@ -28,6 +28,7 @@ class Seat:
     episode_id: str
     net: dict[str, float]
     joined: float = field(default_factory=time.monotonic)
+    ip: str = "unknown"  # the client address, for the per-address limit on games
     # the secret a reconnecting page shows to get this seat back (never a client-chosen id)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     away: bool = False  # disconnected, inside the reconnect window
@@ -145,6 +146,13 @@ class Matchmaker:
                     queue.remove(seat)
                     return experiment
         return None
+
+    def seats_from(self, ip: str) -> int:
+        """Seats taken from one client address: waiting, or in a room still playing."""
+        waiting = sum(seat.ip == ip for queue in self.queues.values() for seat in queue)
+        playing = sum(seat.ip == ip and not seat.stand_in for room in self.rooms.values()
+                      if room.status == "playing" for seat in room.seats.values())
+        return waiting + playing
 
     def seat_by_token(self, token: str) -> tuple[Room, str] | None:
         """The open room and player a reconnect token belongs to."""

@@ -45,6 +45,8 @@ class ServerSettings(BaseSettings):
     abuse_window: float = Field(10.0, gt=0)
     # Concurrent Socket.IO connections per client address; more are refused at connect.
     max_connections_per_ip: int = Field(200, ge=1)
+    # Multiplayer seats (waiting or playing) per client address; more joins are refused.
+    max_rooms_per_ip: int = Field(100, ge=1)
     # Take the client address from the last X-Forwarded-For entry: only behind one
     # reverse proxy that sets it (otherwise any client could claim any address).
     trust_forwarded_for: bool = False

@@ -75,8 +75,10 @@ class SocketHandlers:
         if info.experiment not in self.experiments:
             self._count("bad_auth")
             raise socketio.exceptions.ConnectionRefusedError(f"unknown experiment {info.experiment!r}")
+        conn = self.limits.connections.get(sid)
         await self.sio.save_session(sid, {"participant_id": info.participant_id,
-                                          "experiment": info.experiment})
+                                          "experiment": info.experiment,
+                                          "ip": conn.ip if conn is not None else "unknown"})
         await self.store.upsert_participant(info.participant_id, info.experiment, info.url_params)
 
     async def disconnect(self, sid: str, reason: Any = None) -> None:

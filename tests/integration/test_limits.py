@@ -307,3 +307,21 @@ async def test_malformed_socketio_packets_are_counted_and_the_connection_keeps_w
     assert counted == {"malformed": len(garbage)}, counted
     with urllib.request.urlopen(server.url + "/healthz", timeout=5) as resp:
         assert resp.status == 200
+
+
+async def test_games_beyond_the_per_address_cap_are_refused_until_one_ends(tmp_path):
+    write_kitchen(tmp_path / "experiments", max_steps=MAX_STEPS)
+    own = start_server(tmp_path, experiments_dir=tmp_path / "experiments",
+                       extra_args=["--max-rooms-per-ip", "3"])
+    try:
+        async with clients(own, 5) as (c0, c1, c2, c3, c4):
+            await pair(c0, c1)  # two seats from 127.0.0.1
+            assert (await c2.call("mp_join", {"episode_id": "ep-third"}))["status"] == "waiting"  # a third
+            ack = await refused(c3, "mp_join", {"episode_id": "ep-fourth"}, needle="too many games")
+            assert "at most 3" in ack["error"]
+            assert grew({"rejections": {}}, stats(own))["ip_limit"] == 1
+            assert await c0.call("mp_leave", {"reason": "left"}) == {"ok": True}  # that room ends
+            assert (await c3.call("mp_join", {"episode_id": "ep-fourth"}))["status"] == "matched"
+            assert c4.got("server_error") == []
+    finally:
+        own.stop()
