@@ -55,7 +55,8 @@ class Relay:
         self.mm = Matchmaker()
         self.wait_timers: dict[str, asyncio.Task] = {}
         self.rng = random.Random()
-        self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0}
+        self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0, "away": 0,
+                      "rejoined": 0, "stand_ins": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
         self.max_rooms_per_ip = max_rooms_per_ip
@@ -161,11 +162,15 @@ class Relay:
             room.record_inputs(player, p.inputs)
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
-        message = {"player": player, "frame": p.frame, "inputs": p.inputs, "adv": p.adv}
+        await self._relay(room, player, p.frame, p.inputs, p.adv)
+        await self._stand_ins_follow(room, max(f for f, _ in p.inputs))
+        return {"ok": True}
+
+    async def _relay(self, room: Room, player: str, frame: int, inputs: list, adv: float = 0.0) -> None:
+        """`player`'s inputs to everyone else in the room, as an ``input`` event."""
+        message = {"player": player, "frame": frame, "inputs": inputs, "adv": adv}
         for seat in room.peers_of(player):
             await self._deliver(seat, "input", message)
-        await self._stand_ins_follow(room, p.inputs)
-        return {"ok": True}
 
     async def _deliver(self, seat: Seat, event: str, data: dict) -> None:
         """Relay to one seat, through its configured network shape. Nothing goes to a seat
@@ -270,7 +275,7 @@ class Relay:
         seat = room.seats[player]
         seat.away = True
         self.mm.room_of_sid.pop(seat.sid, None)
-        self.stats["away"] = self.stats.get("away", 0) + 1
+        self.stats["away"] += 1
         self.away_timers[(room.id, player)] = asyncio.create_task(self._dropout_after(room, player, window))
         for peer in room.peers_of(player):
             await self._deliver(peer, "partner_away", {"player": player, "seconds": window})
@@ -297,12 +302,10 @@ class Relay:
                 room.record_inputs(player, p.inputs)
             except RoomError as exc:
                 raise Rejected(str(exc), exc.reason) from None
-            message = {"player": player, "frame": max(f for f, _ in p.inputs), "inputs": p.inputs, "adv": 0.0}
-            for peer in room.peers_of(player):
-                await self._deliver(peer, "input", message)
+            await self._relay(room, player, max(f for f, _ in p.inputs), p.inputs)
         for peer in room.peers_of(player):
             await self._deliver(peer, "partner_back", {"player": player})
-        self.stats["rejoined"] = self.stats.get("rejoined", 0) + 1
+        self.stats["rejoined"] += 1
         since = room.inputs_since(p.from_frame)
         return {"ok": True, "room": room.id, "player": player, "players": room.players, "seed": room.seed,
                 "inputs": {q: rec for q, rec in since.items() if q != player}}
@@ -333,39 +336,31 @@ class Relay:
         seat = room.seats[player]
         seat.away = False
         seat.stand_in = True
-        self.stats["stand_ins"] = self.stats.get("stand_ins", 0) + 1
+        self.stats["stand_ins"] += 1
         await self.store.add_event(seat.participant_id, seat.episode_id, "stand_in",
                                    {"room": room.id, "player": player, "from_frame": room.newest + 1})
         for peer in room.peers_of(player):
             await self._deliver(peer, "partner_replaced", {"player": player})
-        mine = room.inputs[player]
-        last = max(mine) if mine else -1
-        await self._stand_ins_follow(room, [[room.newest, None]], start=last + 1)
+        await self._stand_ins_follow(room, room.newest)
 
     def stand_in_input(self, room: Room, player: str, frame: int):
         """What a stand-in plays at `frame`: the experiment's default action. The hook an AI
         partner replaces (it sees the room's recorded inputs, never the game state)."""
         return self.experiments[split_key(room.experiment)[0]].default_action
 
-    async def _stand_ins_follow(self, room: Room, inputs: list, start: int | None = None) -> None:
-        """Give every stand-in seat an input for each frame up to the newest one played."""
-        if not any(seat.stand_in for seat in room.seats.values()):
-            return
-        upto = max(f for f, _ in inputs)
+    async def _stand_ins_follow(self, room: Room, upto: int) -> None:
+        """Give every stand-in seat an input for each frame after its last one, up to `upto`."""
         for player, seat in room.seats.items():
             if not seat.stand_in:
                 continue
             mine = room.inputs[player]
-            first = start if start is not None else (max(mine) + 1 if mine else 0)
-            fresh = [[f, self.stand_in_input(room, player, f)]
-                     for f in range(first, upto + 1) if f not in mine]
+            first = max(mine) + 1 if mine else 0
+            fresh = [[f, self.stand_in_input(room, player, f)] for f in range(first, upto + 1)]
             if not fresh:
                 continue
             room.record_inputs(player, fresh)
-            for chunk in range(0, len(fresh), 32):
-                message = {"player": player, "frame": upto, "inputs": fresh[chunk:chunk + 32], "adv": 0.0}
-                for peer in room.peers_of(player):
-                    await self._deliver(peer, "input", message)
+            for chunk in range(0, len(fresh), 32):  # an input message carries at most 32
+                await self._relay(room, player, upto, fresh[chunk:chunk + 32])
 
     async def _abandon(self, sid: str, reason: str) -> None:
         """A player is gone mid-episode: end the room for everyone, keep its inputs."""

@@ -206,7 +206,6 @@ class SocketHandlers:
 
     async def steps(self, sid: str, session: dict, payload: StepBatch) -> dict:
         await self._own_episode(session, payload.episode_id)
-        # the validated models' attributes are plain values already: no model_dump() copy
         stored = await self.store.add_steps(payload.episode_id, [asdict(r) for r in payload.records])
         return {"ok": True, "stored": stored, "received": len(payload.records)}
 

@@ -20,25 +20,21 @@ def pydantic_problem(exc: ValidationError) -> str:
 
 def validate(model: type, data: Any) -> Any:
     """Return `data` as an instance of `model`; a JSON string is decoded first."""
-    if isinstance(data, str) and not issubclass(model, BaseModel):
-        # the page sends step batches as JSON text: decode and check in one pass
-        try:
-            return msgspec.json.decode(data, type=model, strict=True)
-        except msgspec.ValidationError as exc:
-            raise Invalid(str(exc).replace("`$", "`payload")) from None
-        except msgspec.DecodeError as exc:
-            raise Invalid(f"not JSON: {exc}") from None
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError as exc:
-            raise Invalid(f"not JSON: {exc}") from None
     if issubclass(model, BaseModel):
+        if isinstance(data, str):
+            try:
+                data = json.loads(data)
+            except ValueError as exc:
+                raise Invalid(f"not JSON: {exc}") from None
         try:
             return model.model_validate(data)
         except ValidationError as exc:
             raise Invalid(pydantic_problem(exc)) from None
     try:
+        if isinstance(data, str):  # the page sends step batches as JSON text: decode and check in one pass
+            return msgspec.json.decode(data, type=model, strict=True)
         return msgspec.convert(data, model, strict=True)
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # (a subclass of DecodeError: caught first)
         raise Invalid(str(exc).replace("`$", "`payload")) from None
+    except msgspec.DecodeError as exc:
+        raise Invalid(f"not JSON: {exc}") from None
