@@ -277,8 +277,7 @@ class Relay:
         self.mm.room_of_sid.pop(seat.sid, None)
         self.stats["away"] += 1
         self.away_timers[(room.id, player)] = asyncio.create_task(self._dropout_after(room, player, window))
-        for peer in room.peers_of(player):
-            await self._deliver(peer, "partner_away", {"player": player, "seconds": window})
+        await self._tell_peers(room, player, "partner_away", {"player": player, "seconds": window})
 
     async def rejoin(self, sid: str, session: dict, p: MpRejoin) -> dict:
         """A page that lost its connection takes its seat back (shown by its token, from the
@@ -303,8 +302,7 @@ class Relay:
             except RoomError as exc:
                 raise Rejected(str(exc), exc.reason) from None
             await self._relay(room, player, max(f for f, _ in p.inputs), p.inputs)
-        for peer in room.peers_of(player):
-            await self._deliver(peer, "partner_back", {"player": player})
+        await self._tell_peers(room, player, "partner_back", {"player": player})
         self.stats["rejoined"] += 1
         since = room.inputs_since(p.from_frame)
         return {"ok": True, "room": room.id, "player": player, "players": room.players, "seed": room.seed,
@@ -319,14 +317,10 @@ class Relay:
         if mp.dropout == "stand_in" and room.reporting() != [player]:
             await self._stand_in(room, player)
             return
-        room.status = "abandoned"
-        self.mm.close(room)
-        await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"{player}: dropped out"))
         notice = {"player": player, "reason": "dropped_out", "message": mp.dropout_message}
         if mp.dropout_completion_code:
             notice["completion_code"] = mp.dropout_completion_code
-        for peer in room.peers_of(player):
-            await self._deliver(peer, "partner_left", notice)
+        await self._end_room(room, player, f"{player}: dropped out", notice)
 
     # -- stand-ins -------------------------------------------------------------------------
     async def _stand_in(self, room: Room, player: str) -> None:
@@ -339,8 +333,7 @@ class Relay:
         self.stats["stand_ins"] += 1
         await self.store.add_event(seat.participant_id, seat.episode_id, "stand_in",
                                    {"room": room.id, "player": player, "from_frame": room.newest + 1})
-        for peer in room.peers_of(player):
-            await self._deliver(peer, "partner_replaced", {"player": player})
+        await self._tell_peers(room, player, "partner_replaced", {"player": player})
         await self._stand_ins_follow(room, room.newest)
 
     def stand_in_input(self, room: Room, player: str, frame: int):
@@ -368,11 +361,21 @@ class Relay:
         if room is None or room.status != "playing":
             return
         player = room.player_of(sid)
+        await self._end_room(room, player, f"{player}: {reason}", {"player": player, "reason": reason})
+
+    async def _end_room(self, room: Room, player: str, end_reason: str, notice: dict) -> None:
+        """`player` is gone for good: the room ends for everyone (inputs kept), the others hear why."""
         room.status = "abandoned"
         self.mm.close(room)
-        await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"{player}: {reason}"))
+        await self.store.save_room(room_record(room, ended=time.time(), end_reason=end_reason))
+        await self._tell_peers(room, player, "partner_left", notice)
+
+    async def _tell_peers(self, room: Room, player: str, event: str, data: dict) -> None:
+        """A notice about `player` to everyone else still seated. Not through the network
+        shaping of _deliver: a page can fetch a lost input, but not a lost notice."""
         for seat in room.peers_of(player):
-            await self._emit("partner_left", {"player": player, "reason": reason}, seat.sid)
+            if not (seat.away or seat.stand_in):
+                await self._emit(event, data, seat.sid)
 
     # -- server shutdown ----------------------------------------------------------------------
     async def shutdown(self, reason: str = "server shutdown") -> int:
