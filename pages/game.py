@@ -30,17 +30,11 @@ async def play_episode(cfg, channel, renderer, selector, outbox, ui):
         await run_frames(cfg, channel, renderer, selector, uploader, ui, state)
     except Exception:
         # The env or worker failed: keep every step already taken, then report.
-        uploader.seal()
-        outbox.put("episode_end", {"episode_id": episode_id, "status": "error", "frames": state["frame"],
-                                   "total_reward": state["total_reward"]})
-        await outbox.flush(3000)
+        await uploader.finish("error", state["frame"], state["total_reward"], timeout_ms=3000)
         raise
     frame = state["frame"]
     total_reward = state["total_reward"]
-    uploader.seal()
-    outbox.put("episode_end", {"episode_id": episode_id, "status": "completed",
-                               "frames": frame, "total_reward": total_reward})
-    saved = await outbox.flush(10000)
+    saved = await uploader.finish("completed", frame, total_reward)
     return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
 
 

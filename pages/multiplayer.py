@@ -181,11 +181,8 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui)
         final = reply["results"][0]["hash"]
         ui.attr("state-hash", final)
         await socket.call("state_hash", {"frame": end, "hash": final, "final": True})
-    uploader.seal()
-    outbox.put("episode_end", {"episode_id": episode_id,
-                               "status": "completed" if outcome == "completed" else "abandoned",
-                               "frames": session.emitted_upto, "total_reward": total})
-    saved = await outbox.flush(10000)
+    saved = await uploader.finish("completed" if outcome == "completed" else "abandoned",
+                                  session.emitted_upto, total)
     waited = 0
     while outcome == "completed" and events.result is None and waited < 5000:
         await sleep_ms(50)

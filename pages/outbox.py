@@ -168,11 +168,10 @@ class Outbox:
         self._set_waiting(False)
 
     def _set_waiting(self, waiting):
-        if waiting != self.waiting:
-            self.waiting = waiting
-            if self.on_change is not None:
-                self.on_change(self)
-        elif not waiting and self.on_change is not None:
+        # the page is told when the server goes away, and after every delivery (saved counts)
+        changed = waiting != self.waiting
+        self.waiting = waiting
+        if self.on_change is not None and (changed or not waiting):
             self.on_change(self)
 
     async def flush(self, timeout_ms=None):
@@ -215,11 +214,11 @@ class Uploader:
             self.open = []
         self.outbox.keep_open(self.episode_id, [])
 
-    async def drain(self, timeout_ms=10000):
-        """Queue the last records and wait (bounded) for the server to have everything.
-        What it could not deliver stays queued: sent on reconnect or on the next load."""
+    async def finish(self, status, frames, total_reward, timeout_ms=10000):
+        """Queue the last records and the episode's end, then wait (bounded) for the server
+        to have everything; what it could not take yet stays queued (sent on reconnect or
+        on the next load). True when all was delivered."""
         self.seal()
+        self.outbox.put("episode_end", {"episode_id": self.episode_id, "status": status, "frames": frames,
+                                        "total_reward": total_reward})
         return await self.outbox.flush(timeout_ms)
-
-    def saved(self):
-        return self.outbox.steps_delivered.get(self.episode_id, 0)

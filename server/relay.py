@@ -157,13 +157,14 @@ class Relay:
 
     async def input(self, sid: str, session: dict, p: InputMsg) -> dict:
         room, player = self._room_and_player(sid)
-        self._check_frame(room, max(p.frame, *(pair[0] for pair in p.inputs)))
+        newest = max(f for f, _ in p.inputs)
+        self._check_frame(room, max(p.frame, newest))
         try:
             room.record_inputs(player, p.inputs)
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
         await self._relay(room, player, p.frame, p.inputs, p.adv)
-        await self._stand_ins_follow(room, max(f for f, _ in p.inputs))
+        await self._stand_ins_follow(room, newest)
         return {"ok": True}
 
     async def _relay(self, room: Room, player: str, frame: int, inputs: list, adv: float = 0.0) -> None:

@@ -162,10 +162,13 @@ async def test_uploader_fills_batches_keeps_the_open_one_in_storage_and_seals_th
         up.add({"frame": f})
     open_key = "coplay:open:p1:e1"
     assert json.loads(storage.items[open_key]) == [{"frame": 7}]
-    assert await up.drain(1000)
+    assert await up.finish("completed", 7, 2.5, timeout_ms=1000)
     assert open_key not in storage.items
-    assert [[r["frame"] for r in p["records"]] for _, p in server.received] == [[1, 2, 3], [4, 5, 6], [7]]
-    assert up.saved() == 7
+    steps = [p for e, p in server.received if e == "steps"]
+    assert [[r["frame"] for r in p["records"]] for p in steps] == [[1, 2, 3], [4, 5, 6], [7]]
+    assert box.steps_delivered["e1"] == 7
+    assert server.received[-1] == ("episode_end", {"episode_id": "e1", "status": "completed", "frames": 7,
+                                                   "total_reward": 2.5, "stream": box.stream, "seq": 4})
 
 
 def js_glue(storage, key, value):
