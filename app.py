@@ -20,7 +20,7 @@ import socketio
 from pydantic import ValidationError
 from quart import Quart
 
-from server import fastjson
+from server import serving
 from server.admin import register_admin
 from server.cluster import Cluster
 from server.experiment import ExperimentError, load_experiments
@@ -29,12 +29,18 @@ from server.limits import Limits
 from server.packages import PackageConfigError, PackageSource
 from server.relay import Relay
 from server.settings import ROOT, ServerSettings
+from server.socket_server import SocketServer
 from server.sockets import SocketHandlers
 from server.storage import Store
 from server.vendor import STAMP
 from server.web import register_routes
 
 log = logging.getLogger("coplay")
+
+
+# the relay's per-frame events, dispatched without a task each (server/socket_server.py); they
+# never wait on storage, so running them in the socket's reader holds nothing up
+INLINE_EVENTS = frozenset({"input"})
 
 
 class ConfigError(RuntimeError):
@@ -63,12 +69,12 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     quart = Quart(__name__, template_folder=str(ROOT / "pages"))
     quart.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
     store = Store(settings.database)
-    sio = socketio.AsyncServer(
+    sio = SocketServer(
         async_mode="asgi",
+        inline_events=INLINE_EVENTS,
         ping_interval=settings.ping_interval,
         ping_timeout=settings.ping_timeout,
         max_http_buffer_size=settings.max_payload_bytes,
-        json=fastjson,
         # several processes: emits reach a participant on whichever process holds the socket
         client_manager=socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None,
     )
@@ -111,8 +117,6 @@ def parse_args(argv: list[str] | None = None) -> ServerSettings:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from hypercorn.config import Config
-
     from server.vendor import VendorError, vendor
 
     try:
@@ -131,21 +135,17 @@ def main(argv: list[str] | None = None) -> int:
     # Everything loaded so far lives as long as the process: keep it out of the cyclic
     # collector, whose full passes over it stalled the relay (p99) under load.
     gc.freeze()
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.accesslog = None
-    print(f"coplay: serving http://{settings.host}:{settings.port}/ "
+    print(f"coplay: serving http://{settings.host}:{settings.port}/ on {settings.asgi_server} "
           f"(experiments: {', '.join(sorted(app.other_asgi_app.extensions['coplay']['experiments']))})",
           flush=True)
-    return asyncio.run(serve_until_signal(app, config, settings.shutdown_grace))
+    return serving.run(serve_until_signal(app, settings))
 
 
-async def serve_until_signal(app: socketio.ASGIApp, config, grace: float) -> int:
-    """Serve until SIGTERM/SIGINT, then shut down gracefully within ``grace`` seconds
+async def serve_until_signal(app: socketio.ASGIApp, settings: ServerSettings) -> int:
+    """Serve until SIGTERM/SIGINT, then shut down gracefully within ``shutdown_grace`` seconds
     (server/lifecycle.py): stop taking participants, tell pages to reconnect, save open rooms,
     finish running handlers, close the store. A shutdown that overruns exits with 1."""
-    from hypercorn.asyncio import serve
-
+    grace = settings.shutdown_grace
     lifecycle = app.other_asgi_app.extensions["coplay"]["lifecycle"]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -165,11 +165,10 @@ async def serve_until_signal(app: socketio.ASGIApp, config, grace: float) -> int
 
     async def drained() -> None:
         await stop.wait()
-        # what is left after the drain: hypercorn's wait for connections, then the store closes
-        await lifecycle.drain(grace - config.graceful_timeout - 0.5)
+        # what is left after the drain: the ASGI server's stop, then the store closes
+        await lifecycle.drain(grace - 1.5)
 
-    config.graceful_timeout = min(1.0, grace / 4)
-    await serve(app, config, shutdown_trigger=drained)
+    await serving.serve(app, settings.host, settings.port, settings.asgi_server, drained)
     log.info("stopped")
     return 0
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import socketio
 
 from bench.common import summary
+from server import fastjson, serving
 from tests.redis_server import start_redis
 from tests.servers import KITCHEN_CONTROLS, ROOT, free_port, start_server, write_experiment
 
@@ -52,15 +53,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def runqueue_wait_seconds(pid: int) -> float:
-    """Time the process's threads were runnable but waiting for a CPU (other processes had it):
-    a server starved by the rest of the machine shows latency that is not its own."""
-    total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            total += int((task / "schedstat").read_text().split()[1]) / 1e9
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+    """Time the process's Python (main) thread was runnable but waiting for a CPU (other
+    processes had it): a server starved by the rest of the machine shows latency that is not
+    its own. The ASGI server's I/O threads are left out: they wait on the main thread's work."""
+    try:
+        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def rss_mb(pid: int) -> float:
@@ -75,7 +74,8 @@ class Seat:
     def __init__(self, url: str, experiment: str, pid: str):
         self.url = url
         self.auth = {"participant_id": pid, "experiment": experiment}
-        self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+        # msgspec JSON: on 2 shared cores the bots' own CPU is half the machine
+        self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, json=fastjson)
         self.partner: Seat | None = None
         self.room = ""
         self.player = ""
@@ -200,7 +200,7 @@ def bot_main() -> None:
     """``python -m bench.load --bot``: reads its config line, drives its rooms."""
     conn = _Stdio()
     try:
-        conn.send(["done", asyncio.run(_bot(conn.recv(), conn))])
+        conn.send(["done", serving.run(_bot(conn.recv(), conn))])  # uvloop, like the server
     except BaseException as exc:  # report, never hang the coordinator
         conn.send(["error", f"{type(exc).__name__}: {exc}"])
 
@@ -301,14 +301,12 @@ def baseline_app() -> socketio.ASGIApp:
 
 
 def serve_baseline(port: int) -> None:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
+    """The bare relay on the same ASGI server and event loop as Coplay (server/serving.py)."""
+    async def forever() -> None:
+        await asyncio.Event().wait()
 
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
     print("baseline: ready", flush=True)
-    asyncio.run(serve(baseline_app(), config))
+    serving.run(serving.serve(baseline_app(), "127.0.0.1", port, "granian", forever))
 
 
 class Baseline:
@@ -436,7 +434,8 @@ def within_target(level: dict) -> bool:
 
 
 def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warmup: float = 3.0,
-        bots: int = 2, baseline: bool = True, redis_rooms: tuple[int, ...] = ()) -> dict:
+        bots: int = 2, baseline: bool = True, redis_rooms: tuple[int, ...] = (),
+        hypercorn_rooms: tuple[int, ...] = ()) -> dict:
     """Rooms per process at 30 Hz: per level (rooms), Coplay's relay and the bare baseline.
 
     Returns {"coplay": {"<rooms>": level}, "baseline": {"<rooms>": level}, "max_rooms_within_target",
@@ -451,22 +450,27 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     env = {}
     # every bot is 127.0.0.1: lift the per-address caps
     env["COPLAY_MAX_CONNECTIONS_PER_IP"] = env["COPLAY_MAX_ROOMS_PER_IP"] = "100000"
-    results: dict = {"coplay": {}, "baseline": {}, "two_processes_redis": {},
+    results: dict = {"coplay": {}, "coplay_hypercorn": {}, "baseline": {}, "two_processes_redis": {},
                      "settings": {"fps": FPS, "seconds": seconds, "warmup": warmup, "bot_processes": bots,
                                   "cores": os.cpu_count()},
                      "target": {"relay_p99_ms": TARGET_P99_MS, "rooms": 100, "lost_records": 0}}
-    for n in rooms:
-        workdir = work / f"coplay-{n}"
-        workdir.mkdir()
-        server = start_server(workdir, experiments_dir=work / "experiments", env=env)
-        try:
-            level, sent = _level([server.url], [server.process.pid], n, names, "c", warmup, seconds, workdir)
-        finally:
-            server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
-        level.update(_stored_inputs(server, sent))
-        level["within_target"] = within_target(level)
-        results["coplay"][str(n)] = level
-        print(f"load: coplay {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
+    # Coplay on its default ASGI server (granian), and on hypercorn: the measured reason for the default
+    sides = (("coplay", rooms, "granian"), ("coplay_hypercorn", hypercorn_rooms, "hypercorn"))
+    for side, counts, asgi in sides:
+        for n in counts:
+            workdir = work / f"{side}-{n}"
+            workdir.mkdir()
+            server = start_server(workdir, experiments_dir=work / "experiments",
+                                  env={**env, "COPLAY_ASGI_SERVER": asgi})
+            try:
+                level, sent = _level([server.url], [server.process.pid], n, names, side[0], warmup, seconds,
+                                     workdir)
+            finally:
+                server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
+            level.update(_stored_inputs(server, sent))
+            level["within_target"] = within_target(level)
+            results[side][str(n)] = level
+            print(f"load: {side} {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
     for n in redis_rooms:
         redis = start_redis()
         workdir = work / f"redis-{n}"
@@ -505,6 +509,10 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     return results
 
 
+def levels(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split(",") if x)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rooms", default="25,50,100,150")
@@ -513,6 +521,7 @@ def main() -> int:
     parser.add_argument("--bots", type=int, default=2)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--redis-rooms", default="", help="levels for 2 server processes + Redis")
+    parser.add_argument("--hypercorn-rooms", default="", help="levels for Coplay on hypercorn")
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -522,8 +531,8 @@ def main() -> int:
     if args.baseline_server:
         serve_baseline(args.baseline_server)
         return 0
-    out = run(tuple(int(x) for x in args.rooms.split(",") if x), args.seconds, args.warmup, args.bots,
-              not args.no_baseline, tuple(int(x) for x in args.redis_rooms.split(",") if x))
+    out = run(levels(args.rooms), args.seconds, args.warmup, args.bots,
+              not args.no_baseline, levels(args.redis_rooms), levels(args.hypercorn_rooms))
     print(json.dumps(out, indent=1))
     return 0
 

@@ -81,6 +81,11 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+SCALE_SIDES = {"coplay": "Coplay (granian), 1 process", "coplay_hypercorn": "Coplay on hypercorn, 1 process",
+               "baseline": "bare python-socketio relay (granian), 1 process",
+               "two_processes_redis": "Coplay, 2 processes + Redis"}
+
+
 def _scale_lines(scale: dict | None) -> list[str]:
     if not scale:
         return []
@@ -88,9 +93,7 @@ def _scale_lines(scale: dict | None) -> list[str]:
              "same 2 cores; latency is meaningful only where the server's run-queue wait is low", "",
              "| setup | rooms | relay one way p50 / p99 ms | server CPU % (run-queue wait %) | CPU ms per input "
              "| RSS MB per room | lost records | within target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
-    names = {"coplay": "Coplay, 1 process", "baseline": "bare python-socketio relay, 1 process",
-             "two_processes_redis": "Coplay, 2 processes + Redis"}
-    for side, label in names.items():
+    for side, label in SCALE_SIDES.items():
         for n, level in scale.get(side, {}).items():
             lat = level.get("relay_one_way_ms") or {}
             lines.append(f"| {label} | {n} | {lat.get('p50', '–'):g} / {lat.get('p99', '–'):g} | "
@@ -184,9 +187,7 @@ def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: di
         _bars(axes[0], "Step records ingested per second\n(target 50,000 through Socket.IO)", data)
     if scale:
         ax = axes[1]
-        names = {"coplay": "Coplay, 1 process", "baseline": "bare python-socketio",
-                 "two_processes_redis": "Coplay, 2 processes + Redis"}
-        for side, label in names.items():
+        for side, label in SCALE_SIDES.items():
             levels = scale.get(side) or {}
             points = [(int(n), lv["relay_one_way_ms"]["p99"]) for n, lv in levels.items() if lv["relay_one_way_ms"]]
             if points:
@@ -197,8 +198,9 @@ def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: di
         ax.set_title("Relay one-way p99 (ms, log) by rooms; dashed: 20 ms target", fontsize=10)
         ax.legend(fontsize=7)
         _bars(axes[2], "Server CPU ms per relayed input", {
-            f"{names[side].split(',')[0]}\n{n} rooms": lv["server_cpu_ms_per_input"]
-            for side in ("coplay", "baseline") for n, lv in (scale.get(side) or {}).items() if n in ("25", "50")})
+            f"{SCALE_SIDES[side].split(',')[0]}\n{n} rooms": lv["server_cpu_ms_per_input"]
+            for side in ("coplay", "coplay_hypercorn", "baseline") for n, lv in (scale.get(side) or {}).items()
+            if n in ("50", "100")})
     if fuzz:
         lat = fuzz["relay_one_way_ms"]
         _bars(axes[3], f"Good room relay under fuzz (ms); crashes: {fuzz['crashes']}",

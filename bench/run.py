@@ -74,8 +74,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3, help="page boots per mode")
     parser.add_argument("--rooms", default="1,3,6", help="concurrent room counts")
-    parser.add_argument("--load-rooms", default="25,50,75,100", help="rooms per process (scale)")
-    parser.add_argument("--redis-rooms", default="25,50", help="rooms on 2 processes + Redis (scale)")
+    parser.add_argument("--load-rooms", default="50,100,125,150", help="rooms per process (scale)")
+    parser.add_argument("--redis-rooms", default="50,100", help="rooms on 2 processes + Redis (scale)")
+    parser.add_argument("--hypercorn-rooms", default="50,100", help="rooms per process on hypercorn (scale)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="which to run; the others keep their last results")
     args = parser.parse_args()
@@ -88,8 +89,9 @@ def main() -> int:
     if "ingest" in args.sections:
         results["ingest"] = ingest.run()
     if "scale" in args.sections:
-        results["scale"] = load.run(tuple(int(x) for x in args.load_rooms.split(",")), seconds=15.0,
-                                    redis_rooms=tuple(int(x) for x in args.redis_rooms.split(",")))
+        results["scale"] = load.run(load.levels(args.load_rooms), seconds=15.0,
+                                    redis_rooms=load.levels(args.redis_rooms),
+                                    hypercorn_rooms=load.levels(args.hypercorn_rooms))
     if "fuzz" in args.sections:
         results["fuzz"] = fuzz.run()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -26,6 +26,7 @@ from typing import Any
 from redis import asyncio as aioredis
 
 from server.sockets import Rejected
+from server.validation import dump, validate
 
 log = logging.getLogger("coplay.cluster")
 
@@ -74,7 +75,7 @@ class Cluster:
         async def routed(sid: str, session: dict, payload: Any) -> dict:
             if self.is_coordinator:
                 return await self._in_order(sid, handler(sid, session, payload))
-            return await self._forward(event, sid, session, payload.model_dump(), wait)
+            return await self._forward(event, sid, session, dump(payload), wait)
 
         return routed
 
@@ -218,7 +219,7 @@ class Cluster:
         try:
             if handler is None:
                 raise Rejected(f"unknown room event {request['event']!r}", "unknown_event")
-            payload = model.model_validate(request["payload"]) if model is not None else None
+            payload = validate(model, request["payload"]) if model is not None else None
             reply = await self._in_order(sid, handler(sid, request["session"], payload))
         except Rejected as exc:
             reply = {"rejected": str(exc), "reason": exc.reason}

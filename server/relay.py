@@ -10,13 +10,12 @@ import random
 import time
 from typing import Any
 
-import socketio
-
 from server.cluster import Cluster
 from server.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
 from server.experiment import Experiment
 from server.replay import replay
 from server.rooms import Matchmaker, Room, RoomError, Seat
+from server.socket_server import SocketServer
 from server.sockets import Rejected, SocketHandlers
 from server.storage import Store
 
@@ -46,7 +45,7 @@ def room_record(room: Room, **extra: Any) -> dict:
 
 
 class Relay:
-    def __init__(self, sio: socketio.AsyncServer, sockets: SocketHandlers, store: Store,
+    def __init__(self, sio: SocketServer, sockets: SocketHandlers, store: Store,
                  experiments: dict[str, Experiment], cluster: Cluster | None = None,
                  max_rooms_per_ip: int = 100):
         self.sio = sio
@@ -77,10 +76,11 @@ class Relay:
             cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)
 
     async def _emit(self, event: str, data: dict, sid: str) -> None:
-        """Emit to one socket. With several processes, a socket on this one is served
-        directly: publishing to Redis would make every process decode the message."""
-        await self.sio.emit(event, data, to=sid, ignore_queue=self.cluster is not None and
-                            self.sio.manager.is_connected(sid, "/"))
+        """Emit to one socket. A socket on this process is written to directly (also with
+        several processes: publishing to Redis would make every process decode the message);
+        one on another process is reached through the client manager."""
+        if not await self.sio.send_to(sid, event, data):
+            await self.sio.emit(event, data, to=sid)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -16,6 +17,9 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COPLAY_", extra="forbid")
 
     host: str = "127.0.0.1"
+    # The ASGI server (server/serving.py): granian (Rust I/O threads; the default) or
+    # hypercorn (pure Python) where granian's wheels do not install.
+    asgi_server: Literal["granian", "hypercorn"] = "granian"
     port: int = Field(8000, ge=0, le=65535)
     experiments_dir: Path = ROOT / "experiments"
     default_experiment: str | None = None

@@ -38,3 +38,10 @@ def validate(model: type, data: Any) -> Any:
         raise Invalid(str(exc).replace("`$", "`payload")) from None
     except msgspec.DecodeError as exc:
         raise Invalid(f"not JSON: {exc}") from None
+
+
+def dump(payload: Any) -> Any:
+    """A validated payload back to plain JSON-able data (to forward it to another process)."""
+    if isinstance(payload, BaseModel):
+        return payload.model_dump()
+    return msgspec.to_builtins(payload)

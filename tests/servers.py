@@ -1,4 +1,4 @@
-"""Starts the real Coplay server (app.py under hypercorn) as a subprocess on 127.0.0.1."""
+"""Starts the real Coplay server (app.py) as a subprocess on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -33,6 +33,7 @@ EXPERIMENTS: dict[str, dict] = {
     "mp-match": {},
     "mp-isolation": {},
     "mp-order": {},
+    "mp-no-ack": {},
     "mp-end": {},
     "mp-desync": {},
     "mp-drop": {"reconnect_timeout": 0},  # no reconnect window: a drop ends the room at once
@@ -283,6 +284,38 @@ async def test_inputs_are_relayed_in_order_once_and_recorded(mp_server):
         assert fetched == {"ok": True, "inputs": {"p0": [[f, "up"] for f in range(10, 62)]}}
         assert await c0.call("fetch_inputs", {"from_frame": 10}) == {"ok": True, "inputs": {"p1": []}}
         assert await c1.call("fetch_inputs", {"from_frame": 62}) == {"ok": True, "inputs": {"p0": []}}
+
+
+async def expect_refused_without_ack(client: Client, data: Any, needle: str) -> None:
+    """Emit ``input`` as a page does (no ack): the refusal comes as a server_error event."""
+    before = len(client.got("server_error"))
+    await client.sio.emit("input", data)
+    errors = await client.wait_for("server_error", before + 1, timeout=5)
+    assert errors[-1]["event"] == "input" and needle in errors[-1]["error"], errors[-1]
+
+
+async def test_inputs_without_ack_are_checked_and_relayed_like_acknowledged_ones(mp_server):
+    """Pages send inputs without an ack: the server's short path for them (server/socket_server.py)
+    relays, records and refuses exactly as the acknowledged path above."""
+    async with clients(mp_server, "mp-no-ack", 3) as (c0, c1, lone):
+        await pair_up(c0, c1)
+        frames = list(range(2, 32))
+        for f in frames:
+            await c0.sio.emit("input", input_msg(f, "up"))
+        got = await c1.wait_for("input", len(frames))
+        assert got == [{"player": "p0", "frame": f, "inputs": [[f, "up"]], "adv": 0} for f in frames]
+
+        await expect_refused_without_ack(c0, {**input_msg(40, "up"), "player": "p1"}, "player")
+        await expect_refused_without_ack(lone, input_msg(2, "up"), "not in a room")
+        await expect_refused_without_ack(c0, input_msg(2, "down"), "different")
+        await expect_refused_without_ack(c0, input_msg(10_000_000, "up"), "out of range")
+        await expect_refused_without_ack(c0, {"frame": "3", "inputs": [[3, "up"]]}, "frame")
+        await expect_refused_without_ack(c0, (input_msg(41, "up"), input_msg(42, "up")), "one payload")
+        await expect_refused_without_ack(c0, b"\x00binary", "")
+        await asyncio.sleep(0.3)
+        assert len(c1.got("input")) == len(frames)  # nothing refused was relayed
+        assert await c1.call("fetch_inputs", {"from_frame": 0}) == {
+            "ok": True, "inputs": {"p0": [[f, "up"] for f in frames]}}  # nor recorded
 
 
 # -- 4. end of a room ------------------------------------------------------------------------------
