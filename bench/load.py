@@ -1,18 +1,21 @@
 """Issue 6 figures: how many two-player rooms one server process holds at 30 frames/s of
 relayed inputs on loopback, with the relay's one-way latency (p50/p99), the server
-process's CPU and memory per room, and inputs sent vs stored (lost records). Beside it,
-the same bots against a bare python-socketio relay (no validation, no recording, no
-matchmaking rules): the cost of our layer.
+process's CPU and memory per room, and inputs sent vs stored (lost records). Beside it, in
+the same run: the same bots against a bare python-socketio relay on the same ASGI server (no
+validation, no recording, no matchmaking rules: the cost of our layer), Coplay on hypercorn
+(the cost of the other ASGI server), and two Coplay processes sharing rooms through Redis.
 
-Bots are python-socketio AsyncClients (websocket transport) in separate worker processes
-(both seats of a room in the same process, so latency is one perf_counter clock); the
-server's CPU is its own. Each seat sends an input message every 1/30 s like a page
+Bots are python-socketio AsyncClients (websocket transport, uvloop, msgspec JSON) in separate
+worker processes (both seats of a room in the same process, so latency is one perf_counter
+clock). A single server process is pinned to core 0 and the bots to the other cores; the
+server's CPU is its own (all threads). Each seat sends an input message every 1/30 s like a page
 (``{"frame", "inputs": last 8 [[frame, value]], "adv"}``), without an ack; the partner's
 arrival time gives the relay's one-way latency. After the measured window each seat
 reports a final hash so the room ends and is saved (the bots do not simulate the game, so
 rooms end ``desync``; the stored inputs are what counts).
 
-    python -m bench.load [--rooms 25,50,100] [--seconds 20] [--no-baseline]
+    python -m bench.load [--rooms 50,100,125] [--seconds 20] [--no-baseline]
+                         [--hypercorn-rooms 100] [--redis-rooms 50,100]
 """
 
 from __future__ import annotations
@@ -60,6 +63,18 @@ def runqueue_wait_seconds(pid: int) -> float:
         return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
     except (OSError, IndexError, ValueError):
         return 0.0
+
+
+# One server process gets one core to itself, the load generators the rest: the figure is then
+# what one process holds on one core, not how the bots and the server share a small machine.
+SERVER_CPUS = {0}
+BOT_CPUS = set(range(1, os.cpu_count() or 1)) or {0}
+
+
+def pin(pid: int, cpus: set[int]) -> None:
+    """Every thread of `pid` (the ASGI server's I/O threads included) onto `cpus`."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
 
 
 def rss_mb(pid: int) -> float:
@@ -339,8 +354,11 @@ class Baseline:
 # -- one load level -------------------------------------------------------------------------------
 def _level(urls: list[str], server_pids: list[int], rooms: int, experiments: list[str], tag: str,
            warmup: float, seconds: float, work: Path) -> tuple[dict, dict]:
-    """One load level. With two server URLs (Redis), seat a of each room connects to the first
-    and seat b to the second; CPU and memory are summed over the server processes."""
+    """One load level. With one server process, it runs on its own core (SERVER_CPUS) and the
+    bots on the others. With two server URLs (Redis), seat a of each room connects to the first
+    and seat b to the second, nothing is pinned, and CPU and memory are summed over the server
+    processes."""
+    pinned = len(server_pids) == 1 and 0 not in BOT_CPUS
     bots = len(experiments)
     shares = [rooms // bots + (i < rooms % bots) for i in range(bots)]
     rss_idle = sum(rss_mb(pid) for pid in server_pids)
@@ -348,6 +366,11 @@ def _level(urls: list[str], server_pids: list[int], rooms: int, experiments: lis
                          "tag": tag},
                         work / f"bot-{tag}-{rooms}-{i}.log")
              for i, (exp, share) in enumerate(zip(experiments, shares, strict=True))]
+    if pinned:  # the server process (all its threads) on core 0, the bots on the others
+        for pid in server_pids:
+            pin(pid, SERVER_CPUS)
+        for proc in procs:
+            pin(proc.pid, BOT_CPUS)
     try:
         for proc in procs:
             proc.recv(180, "ready")
@@ -452,7 +475,8 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     env["COPLAY_MAX_CONNECTIONS_PER_IP"] = env["COPLAY_MAX_ROOMS_PER_IP"] = "100000"
     results: dict = {"coplay": {}, "coplay_hypercorn": {}, "baseline": {}, "two_processes_redis": {},
                      "settings": {"fps": FPS, "seconds": seconds, "warmup": warmup, "bot_processes": bots,
-                                  "cores": os.cpu_count()},
+                                  "cores": os.cpu_count(), "one_process_server_cpus": sorted(SERVER_CPUS),
+                                  "one_process_bot_cpus": sorted(BOT_CPUS)},
                      "target": {"relay_p99_ms": TARGET_P99_MS, "rooms": 100, "lost_records": 0}}
     # Coplay on its default ASGI server (granian), and on hypercorn: the measured reason for the default
     sides = (("coplay", rooms, "granian"), ("coplay_hypercorn", hypercorn_rooms, "hypercorn"))

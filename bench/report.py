@@ -89,8 +89,10 @@ SCALE_SIDES = {"coplay": "Coplay (granian), 1 process", "coplay_hypercorn": "Cop
 def _scale_lines(scale: dict | None) -> list[str]:
     if not scale:
         return []
-    lines = ["", "**Scale** — two-player rooms at 30 inputs/s per seat, bots in 2 separate processes on the "
-             "same 2 cores; latency is meaningful only where the server's run-queue wait is low", "",
+    lines = ["", "**Scale** — two-player rooms at 30 inputs/s per seat (python-socketio bots in 2 processes). "
+             "One server process runs pinned to one core, the bots on the other; the two Redis-sharing "
+             "processes are not pinned and share both cores with the bots. Run-queue wait: time the server's "
+             "Python thread was ready but had no CPU", "",
              "| setup | rooms | relay one way p50 / p99 ms | server CPU % (run-queue wait %) | CPU ms per input "
              "| RSS MB per room | lost records | within target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
     for side, label in SCALE_SIDES.items():
