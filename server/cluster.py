@@ -7,7 +7,9 @@ Redis lock, which holds the matchmaking queues and the rooms. Pages, data upload
 scenes are served by whichever process a participant reaches; only room traffic crosses.
 
 Requests travel through a Redis list (the coordinator pops them in bulk; nothing is lost
-while it is busy); replies come back on the asking process's own pub/sub channel. Inputs
+while it is busy); replies come back on the asking process's own pub/sub channel, and so do
+the coordinator's emits to sockets held there, batched (one message per process per flush,
+read by that process only; python-socketio's manager would send each emit to every process). Inputs
 are not waited for (pages send them without an acknowledgement): a refused one reaches the
 page as a ``server_error`` event, as on a single process. Events of one socket are handled
 in the order they arrived, whichever process received them. If the coordinator goes away,
@@ -17,7 +19,6 @@ were open are lost, as on a restart)."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -25,6 +26,7 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
+from server import fastjson
 from server.sockets import Rejected
 from server.validation import dump, validate
 
@@ -65,6 +67,12 @@ class Cluster:
         self._ids = 0
         self._outgoing: list[str] = []  # requests not yet pushed: one RPUSH carries them all
         self._pushing: asyncio.Task | None = None
+        # coordinator: the process holding each socket it heard from, and emits queued for them
+        self.home: dict[str, str] = {}
+        self._emits: dict[str, list[list]] = {}
+        self._publishing: asyncio.Task | None = None
+        # emit (event, data, sid) to a socket on this process: how emits from the coordinator arrive
+        self.deliver: Callable[[str, Any, str], Awaitable[Any]] | None = None
 
     # -- wiring -------------------------------------------------------------------------
     def route(self, event: str, model: type, handler: Handler, wait: bool = True) -> Handler:
@@ -143,13 +151,13 @@ class Cluster:
 
     # -- forwarding -------------------------------------------------------------------------
     async def _forward(self, event: str, sid: str, session: dict, payload: Any, wait: bool = True) -> dict:
-        request = {"event": event, "sid": sid, "session": session, "payload": payload}
+        request = {"event": event, "sid": sid, "session": session, "payload": payload, "from": self.me}
         future = None
         if wait:
             self._ids += 1
             request["reply"] = [self.me, self._ids]
             future = self._waiting[self._ids] = asyncio.get_running_loop().create_future()
-        self._outgoing.append(json.dumps(request))
+        self._outgoing.append(fastjson.dumps(request))
         if self._pushing is None:
             self._pushing = asyncio.create_task(self._push())
         if future is None:
@@ -177,18 +185,50 @@ class Cluster:
                 except aioredis.RedisError as exc:
                     log.error("could not forward %d room event(s): %s", len(batch), exc)
                     for raw in batch:  # whoever waits for these hears of it now
-                        reply = json.loads(raw).get("reply")
+                        reply = fastjson.loads(raw).get("reply")
                         future = self._waiting.get(reply[1]) if reply else None
                         if future is not None and not future.done():
                             future.set_exception(exc)
         finally:
             self._pushing = None
 
+    # -- the coordinator's emits to sockets on other processes ---------------------------------
+    def emit_remote(self, sid: str, event: str, data: Any) -> bool:
+        """Queue an emit to a socket held by another process; False if no process is known
+        for it (the caller then emits through python-socketio's manager)."""
+        process = self.home.get(sid)
+        if process is None or self.redis is None:
+            return False
+        self._emits.setdefault(process, []).append([sid, event, data])
+        if self._publishing is None:
+            self._publishing = asyncio.create_task(self._publish_emits())
+        return True
+
+    async def _publish_emits(self) -> None:
+        """Publish the queued emits, one message per process, until none are left."""
+        try:
+            while self._emits:
+                batches, self._emits = self._emits, {}
+                try:
+                    async with self.redis.pipeline(transaction=False) as pipe:
+                        for process, emits in batches.items():
+                            pipe.publish(f"coplay:reply:{process}", fastjson.dumps({"emits": emits}))
+                        await pipe.execute()
+                except aioredis.RedisError as exc:
+                    log.error("could not deliver %d emit(s) to other processes: %s",
+                              sum(map(len, batches.values())), exc)
+        finally:
+            self._publishing = None
+
     async def _replies(self) -> None:
         async for message in self._pubsub.listen():
             if message.get("type") != "message":
                 continue
-            answer = json.loads(message["data"])
+            answer = fastjson.loads(message["data"])
+            if "emits" in answer:
+                for sid, event, data in answer["emits"]:
+                    await self.deliver(event, data, sid)
+                continue
             future = self._waiting.get(answer["id"])
             if future is not None and not future.done():
                 future.set_result(answer["reply"])
@@ -209,13 +249,15 @@ class Cluster:
             if popped is None:
                 continue
             for raw in [popped[1], *(more or [])]:
-                task = asyncio.create_task(self._handle(json.loads(raw)))
+                task = asyncio.create_task(self._handle(fastjson.loads(raw)))
                 self._work.add(task)
                 task.add_done_callback(self._work.discard)
 
     async def _handle(self, request: dict) -> None:
         model, handler = self.handlers.get(request["event"], (None, None))
         sid = request["sid"]
+        if request["event"] != DISCONNECT and "from" in request:
+            self.home[sid] = request["from"]
         try:
             if handler is None:
                 raise Rejected(f"unknown room event {request['event']!r}", "unknown_event")
@@ -226,9 +268,12 @@ class Cluster:
         except Exception:
             log.exception("forwarded %s from %s failed", request["event"], sid)
             reply = {"rejected": "internal error", "reason": "internal"}
+        if request["event"] == DISCONNECT:
+            self.home.pop(sid, None)
         if "reply" in request:
             process, number = request["reply"]
-            await self.redis.publish(f"coplay:reply:{process}", json.dumps({"id": number, "reply": reply}))
+            answer = fastjson.dumps({"id": number, "reply": reply})
+            await self.redis.publish(f"coplay:reply:{process}", answer)
         elif "rejected" in reply and self.refuse is not None:  # nobody waits: tell the page
             await self.refuse(sid, request["event"], reply["rejected"], reply["reason"])
 

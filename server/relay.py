@@ -71,16 +71,20 @@ class Relay:
             sockets.register(event, model, handler)
         if cluster is not None:
             cluster.refuse = sockets.refuse
+            cluster.deliver = self._emit
         sockets.register("rtt", Rtt, self.rtt)
         sockets.disconnect_hooks.append(
             cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)
 
     async def _emit(self, event: str, data: dict, sid: str) -> None:
-        """Emit to one socket. A socket on this process is written to directly (also with
-        several processes: publishing to Redis would make every process decode the message);
-        one on another process is reached through the client manager."""
-        if not await self.sio.send_to(sid, event, data):
-            await self.sio.emit(event, data, to=sid)
+        """Emit to one socket. A socket on this process is written to directly; one on another
+        process gets it through the cluster's batched per-process channel, or else through
+        python-socketio's client manager."""
+        if await self.sio.send_to(sid, event, data):
+            return
+        if self.cluster is not None and self.cluster.emit_remote(sid, event, data):
+            return
+        await self.sio.emit(event, data, to=sid)
 
     def _spawn(self, coro) -> None:
         task = asyncio.create_task(coro)
