@@ -35,7 +35,10 @@ def validate(model: type, data: Any) -> Any:
             return msgspec.json.decode(data, type=model, strict=True)
         return msgspec.convert(data, model, strict=True)
     except msgspec.ValidationError as exc:  # (a subclass of DecodeError: caught first)
-        raise Invalid(str(exc).replace("`$", "`payload")) from None
+        message = str(exc)
+        # name the field like pydantic does: "... - at `payload.frame`", or the payload itself
+        raise Invalid(message.replace("`$", "`payload") if " - at `$" in message
+                      else f"payload: {message}") from None
     except msgspec.DecodeError as exc:
         raise Invalid(f"not JSON: {exc}") from None
 
