@@ -525,9 +525,11 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
             print(f"load: baseline {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
     held = [int(n) for n, level in results["coplay"].items() if within_target(level)]
     results["max_rooms_within_target"] = max(held) if held else 0
-    for side in ("coplay", "baseline"):  # CPU per relayed input at the lightest load -> one core's rooms
+    # CPU per relayed input at the largest load within target (or the lightest) -> one core's rooms
+    for side in ("coplay", "baseline"):
         levels = [results[side][str(n)] for n in sorted(rooms)] if results[side] else []
-        cost = levels[0]["server_cpu_ms_per_input"] if levels else None
+        fitting = [lv for lv in levels if lv["within_target"]] or levels[:1]
+        cost = fitting[-1]["server_cpu_ms_per_input"] if fitting else None
         projected = results.setdefault("projected_rooms_per_core", {})
         projected[side] = round(1000 / (cost * 2 * FPS)) if cost else None
     return results

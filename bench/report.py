@@ -84,6 +84,8 @@ def markdown(results: dict) -> str:
 SCALE_SIDES = {"coplay": "Coplay (granian), 1 process", "coplay_hypercorn": "Coplay on hypercorn, 1 process",
                "baseline": "bare python-socketio relay (granian), 1 process",
                "two_processes_redis": "Coplay, 2 processes + Redis"}
+SCALE_SHORT = {"coplay": "Coplay", "coplay_hypercorn": "hypercorn", "baseline": "bare",
+               "two_processes_redis": "Redis x2"}
 
 
 def _scale_lines(scale: dict | None) -> list[str]:
@@ -105,8 +107,8 @@ def _scale_lines(scale: dict | None) -> list[str]:
     proj = scale.get("projected_rooms_per_core", {})
     lines += ["", f"Rooms within target (p99 ≤ 20 ms, 0 lost) on one process: "
               f"**{scale.get('max_rooms_within_target')}** (target ≥ 100). Rooms one fully used core would hold at "
-              f"the measured CPU per input: Coplay {proj.get('coplay')}, bare python-socketio relay "
-              f"{proj.get('baseline')}."]
+              f"the CPU per input measured at the largest load within target: Coplay {proj.get('coplay')}, "
+              f"bare python-socketio relay {proj.get('baseline')}."]
     return lines
 
 
@@ -200,7 +202,7 @@ def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: di
         ax.set_title("Relay one-way p99 (ms, log) by rooms; dashed: 20 ms target", fontsize=10)
         ax.legend(fontsize=7)
         _bars(axes[2], "Server CPU ms per relayed input", {
-            f"{SCALE_SIDES[side].split(',')[0]}\n{n} rooms": lv["server_cpu_ms_per_input"]
+            f"{SCALE_SHORT[side]}\n{n} rooms": lv["server_cpu_ms_per_input"]
             for side in ("coplay", "coplay_hypercorn", "baseline") for n, lv in (scale.get(side) or {}).items()
             if n in ("50", "100")})
     if fuzz:

@@ -83,3 +83,34 @@ def test_pages_and_runtime_are_served_with_isolation_and_types(server):
 def test_nothing_outside_the_served_folders_is_reachable(server, path):
     status, _, _ = get(server.url + path)
     assert status == 404
+
+
+@pytest.mark.parametrize("asgi_server", ["granian", "hypercorn"])
+def test_either_asgi_server_serves_pages_and_sockets_and_stops_cleanly(tmp_path, asgi_server):
+    """`asgi_server` (server/serving.py): the same app on granian (default) and hypercorn."""
+    import asyncio
+
+    import socketio
+
+    srv = start_server(tmp_path, env={"COPLAY_ASGI_SERVER": asgi_server})
+    try:
+        status, headers, body = get(srv.url + "/x/catch")
+        assert status == 200 and b"<html" in body.lower()
+        assert headers["Cross-Origin-Opener-Policy"] == "same-origin"
+
+        async def store_an_episode() -> dict:
+            client = socketio.AsyncClient(reconnection=False)
+            auth = {"participant_id": f"asgi-{asgi_server}", "experiment": "catch"}
+            await client.connect(srv.url, auth=auth, transports=["websocket"], wait_timeout=10)
+            try:
+                return await client.call("episode_start", {"episode_id": f"ep-{asgi_server}", "seed": 1})
+            finally:
+                await client.disconnect()
+
+        assert asyncio.run(store_an_episode())["ok"] is True
+    finally:
+        srv.stop()
+    assert srv.process.returncode == 0, srv.log()[-2000:]
+    assert f"on {asgi_server}" in srv.log()
+    assert srv.query("SELECT participant_id FROM episodes WHERE id=?", f"ep-{asgi_server}") == [
+        (f"asgi-{asgi_server}",)]
