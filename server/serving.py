@@ -1,8 +1,8 @@
 """The ASGI server under the app, in this process's event loop, until a shutdown trigger.
 
 Granian (default) does HTTP and WebSocket framing and socket I/O in Rust threads, so the one
-Python thread spends its time on Socket.IO and the relay: at 100 rooms x 30 Hz the relay's
-p99 fell from about 42 ms on hypercorn to about 12 ms (bench/load.py measures both).
+Python thread spends its time on Socket.IO and the relay: at 100 rooms x 30 Hz on one core the
+relay's p99 was 73.8 ms on hypercorn and 6.4 ms on granian (bench/load.py measures both).
 Hypercorn (pure Python, Quart's default) stays selectable (``asgi_server``) for a platform
 without granian's binary wheels. Both run on uvloop where it is installed."""
 
