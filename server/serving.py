@@ -36,6 +36,9 @@ async def _granian(app: Any, host: str, port: int, shutdown_trigger: Callable[[]
     calls = _OpenCalls(app)
     server = Server(calls, address=host, port=port, interface=Interfaces.ASGI, websockets=True,
                     backlog=1024, log_level=LogLevels.warning)
+    # granian flags its embedded mode as experimental on every start; the version is pinned and
+    # our tests cover serving, WebSockets and shutdown through it, so researchers need not see it
+    logging.getLogger("_granian").addFilter(lambda record: "experimental" not in record.getMessage())
 
     async def stop_when_triggered() -> None:
         await shutdown_trigger()
