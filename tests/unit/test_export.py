@@ -35,6 +35,16 @@ async def fill(path, experiment):
     await store.close()
 
 
+def assert_exported(out, manifest: dict, table: str, stored: list[tuple]) -> None:
+    """The table's CSV and Parquet files hold exactly the `stored` rows, and the manifest counts them."""
+    with (out / f"{table}.csv").open(newline="") as fh:
+        exported = list(csv.reader(fh))[1:]
+    assert exported == [["" if v is None else str(v) for v in row] for row in stored], table
+    parquet = pq.read_table(out / f"{table}.parquet").to_pylist()
+    assert [tuple(r.values()) for r in parquet] == stored, table
+    assert manifest["counts"][table] == len(stored)
+
+
 def test_exported_rows_equal_stored_rows(tmp_path):
     exp = load_experiment(write_experiment(tmp_path / "exps", "study") / "experiment.py")
     db = tmp_path / "data.sqlite"
@@ -43,13 +53,7 @@ def test_exported_rows_equal_stored_rows(tmp_path):
 
     conn = sqlite3.connect(db)
     for table, query in TABLES.items():
-        stored = conn.execute(query, {"e": "study"}).fetchall()
-        with (tmp_path / "out" / f"{table}.csv").open(newline="") as fh:
-            rows = list(csv.reader(fh))[1:]
-        assert rows == [["" if v is None else str(v) for v in row] for row in stored], table
-        parquet = pq.read_table(tmp_path / "out" / f"{table}.parquet").to_pylist()
-        assert [tuple(r.values()) for r in parquet] == stored, table
-        assert manifest["counts"][table] == len(stored)
+        assert_exported(tmp_path / "out", manifest, table, conn.execute(query, {"e": "study"}).fetchall())
     assert manifest["counts"]["steps"] == 100  # only this experiment's episodes
     assert manifest["counts"]["participants"] == 1
     assert manifest["counts"]["sessions"] == 1  # only this experiment's page loads

@@ -4,7 +4,6 @@ server started for this module (tests/postgres.py; missing binaries fail, never 
 from __future__ import annotations
 
 import asyncio
-import csv
 import sqlite3
 
 import pyarrow.parquet as pq
@@ -15,7 +14,7 @@ from server.export import export, queries
 from server.storage import Store, database_url
 from tests.postgres import query_url
 from tests.servers import write_experiment
-from tests.unit.test_export import fill
+from tests.unit.test_export import assert_exported, fill
 
 
 @pytest.fixture
@@ -182,12 +181,7 @@ def test_export_round_trip_exported_rows_equal_stored_rows(database, tmp_path):
     dialect = "postgresql" if "://" in str(database) else "sqlite"
     for table, query in queries(dialect).items():
         stored = rows(database, query.replace(":e", "?"), *(["study"] * query.count(":e")))
-        with (tmp_path / "out" / f"{table}.csv").open(newline="") as fh:
-            exported = list(csv.reader(fh))[1:]
-        assert exported == [["" if v is None else str(v) for v in row] for row in stored], table
-        parquet = pq.read_table(tmp_path / "out" / f"{table}.parquet").to_pylist()
-        assert [tuple(r.values()) for r in parquet] == stored, table
-        assert manifest["counts"][table] == len(stored)
+        assert_exported(tmp_path / "out", manifest, table, stored)
     assert manifest["counts"]["steps"] == 100 and manifest["counts"]["participants"] == 1
     assert manifest["counts"]["events"] == 1 and manifest["counts"]["rooms"] == 1
     schema = pq.read_schema(tmp_path / "out" / "steps.parquet")
