@@ -9,8 +9,8 @@ scenes are served by whichever process a participant reaches; only room traffic 
 Requests travel through a Redis list (the coordinator pops them in bulk; nothing is lost
 while it is busy); replies come back on the asking process's own pub/sub channel, and so do
 the coordinator's emits to sockets held there, batched (one message per process per flush,
-read by that process only; python-socketio's manager would send each emit to every process). Inputs
-are not waited for (pages send them without an acknowledgement): a refused one reaches the
+read by that process only; python-socketio's manager would send each emit to every
+process). Inputs are not waited for (pages send them without an acknowledgement): a refused one reaches the
 page as a ``server_error`` event, as on a single process. Events of one socket are handled
 in the order they arrived, whichever process received them. If the coordinator goes away,
 another process takes the lock within LOCK_MS and starts with no rooms (the rooms that
@@ -256,7 +256,7 @@ class Cluster:
     async def _handle(self, request: dict) -> None:
         model, handler = self.handlers.get(request["event"], (None, None))
         sid = request["sid"]
-        if request["event"] != DISCONNECT and "from" in request:
+        if request["event"] != DISCONNECT:
             self.home[sid] = request["from"]
         try:
             if handler is None:

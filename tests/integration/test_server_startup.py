@@ -3,12 +3,14 @@ file and field; a good one serves pages and the runtime with the right headers."
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
+import socketio
 
 from tests.servers import ROOT, start_server, write_experiment
 
@@ -88,10 +90,6 @@ def test_nothing_outside_the_served_folders_is_reachable(server, path):
 @pytest.mark.parametrize("asgi_server", ["granian", "hypercorn"])
 def test_either_asgi_server_serves_pages_and_sockets_and_stops_cleanly(tmp_path, asgi_server):
     """`asgi_server` (server/serving.py): the same app on granian (default) and hypercorn."""
-    import asyncio
-
-    import socketio
-
     srv = start_server(tmp_path, env={"COPLAY_ASGI_SERVER": asgi_server})
     try:
         status, headers, body = get(srv.url + "/x/catch")
