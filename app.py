@@ -20,25 +20,25 @@ import socketio
 from pydantic import ValidationError
 from quart import Quart
 
-from server import serving
-from server.admin import register_admin
-from server.cluster import Cluster
-from server.experiment import ExperimentError, load_experiments
-from server.flow import Flow
-from server.limits import Limits
-from server.packages import PackageConfigError, PackageSource
-from server.relay import Relay
+from server.admin.routes import register_admin
+from server.data.storage import Store
+from server.multiplayer.cluster import Cluster
+from server.multiplayer.relay import Relay
 from server.settings import ROOT, ServerSettings
-from server.socket_server import SocketServer
-from server.sockets import SocketHandlers
-from server.storage import Store
+from server.study.experiment import ExperimentError, load_experiments
+from server.study.flow import Flow
+from server.study.packages import PackageConfigError, PackageSource
+from server.transport import serving
+from server.transport.limits import Limits
+from server.transport.socket_server import SocketServer
+from server.transport.sockets import SocketHandlers
+from server.transport.web import register_routes
 from server.vendor import STAMP
-from server.web import register_routes
 
 log = logging.getLogger("coplay")
 
 
-# the relay's per-frame events, dispatched without a task each (server/socket_server.py); they
+# the relay's per-frame events, dispatched without a task each (server/transport/socket_server.py); they
 # never wait on storage, so running them in the socket's reader holds nothing up
 INLINE_EVENTS = frozenset({"input"})
 
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
 async def serve_until_signal(app: socketio.ASGIApp, settings: ServerSettings) -> int:
     """Serve until SIGTERM/SIGINT, then shut down gracefully within ``shutdown_grace`` seconds
-    (server/lifecycle.py): stop taking participants, tell pages to reconnect, save open rooms,
+    (server/transport/lifecycle.py): stop taking participants, tell pages to reconnect, save open rooms,
     finish running handlers, close the store. A shutdown that overruns exits with 1."""
     grace = settings.shutdown_grace
     lifecycle = app.other_asgi_app.extensions["coplay"]["lifecycle"]

@@ -91,7 +91,7 @@ def e2e(session: nox.Session) -> None:
 def export(session: nox.Session) -> None:
     """Export an experiment's data: nox -s export -- EXPERIMENT [--database ...] [--out exports]."""
     session.install("-r", "requirements.txt")
-    session.run("python", "-m", "server.export", *session.posargs)
+    session.run("python", "-m", "server.data.export", *session.posargs)
 
 
 @nox.session

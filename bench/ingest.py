@@ -16,9 +16,9 @@ from pathlib import Path
 import socketio
 
 from bench.common import summary
-from server.experiment import load_experiment
-from server.export import export
-from server.storage import Store
+from server.data.export import export
+from server.data.storage import Store
+from server.study.experiment import load_experiment
 from tests.servers import start_server, write_experiment
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 import socketio
 
 from bench.common import summary
-from server import fastjson, serving
+from server.transport import fastjson, serving
 from tests.redis_server import start_redis
 from tests.servers import KITCHEN_CONTROLS, ROOT, free_port, start_server, write_experiment
 
@@ -316,7 +316,7 @@ def baseline_app() -> socketio.ASGIApp:
 
 
 def serve_baseline(port: int) -> None:
-    """The bare relay on the same ASGI server and event loop as Coplay (server/serving.py)."""
+    """The bare relay on the same ASGI server and event loop as Coplay (server/transport/serving.py)."""
     async def forever() -> None:
         await asyncio.Event().wait()
 

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.admin_password import BadHash, parse_hash
+from server.admin.password import BadHash, parse_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -17,7 +17,7 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COPLAY_", extra="forbid")
 
     host: str = "127.0.0.1"
-    # The ASGI server (server/serving.py): granian (Rust I/O threads; the default) or
+    # The ASGI server (server/transport/serving.py): granian (Rust I/O threads; the default) or
     # hypercorn (pure Python) where granian's wheels do not install.
     asgi_server: Literal["granian", "hypercorn"] = "granian"
     port: int = Field(8000, ge=0, le=65535)
@@ -32,7 +32,7 @@ class ServerSettings(BaseSettings):
         return value if isinstance(value, str) and "://" in value else Path(value)
 
     # Several server processes sharing rooms: redis://host:6379/0 (python-socketio's Redis
-    # manager carries emits between processes; server/cluster.py routes room events)
+    # manager carries emits between processes; server/multiplayer/cluster.py routes room events)
     redis_url: str | None = Field(None, pattern=r"^rediss?://")
     pyscript_toml: Path = ROOT / "pyscript.toml"
     vendor_dir: Path = ROOT / "vendor"
@@ -40,7 +40,7 @@ class ServerSettings(BaseSettings):
     ping_interval: float = Field(10.0, gt=0)
     ping_timeout: float = Field(20.0, gt=0)
     max_payload_bytes: int = Field(1_000_000, gt=1000)
-    # Hostile input (server/limits.py): events per second per connection, with a burst;
+    # Hostile input (server/transport/limits.py): events per second per connection, with a burst;
     # more are refused ("rate limited"). A connection with more than abuse_limit refused
     # events within abuse_window seconds is disconnected.
     rate_limit: float = Field(120.0, gt=0)
@@ -60,7 +60,7 @@ class ServerSettings(BaseSettings):
     # Give it through the environment (COPLAY_ADMIN_TOKEN), never in a committed file.
     admin_token: str | None = Field(None, min_length=16)
     # scrypt hash of the admin password for the /admin/ login page, from
-    # `python -m server.admin_password` (COPLAY_ADMIN_PASSWORD_HASH). Unset: no login page.
+    # `python -m server.admin.password` (COPLAY_ADMIN_PASSWORD_HASH). Unset: no login page.
     admin_password_hash: str | None = None
     # Signs the admin session cookie (COPLAY_SECRET_KEY). Unset: a random key per process,
     # so admin logins do not survive a restart.

@@ -76,7 +76,7 @@ def test_consent_to_redirect_with_a_reload_mid_game(tmp_path, servers, new_page)
 
     # the export has every step of the finished episode and the survey answers
     out = tmp_path / "export"
-    subprocess.run([sys.executable, "-m", "server.export", "study", "--database", str(server.database),
+    subprocess.run([sys.executable, "-m", "server.data.export", "study", "--database", str(server.database),
                     "--experiments-dir", str(tmp_path / "experiments"), "--out", str(out)],
                    check=True, cwd=ROOT, capture_output=True)
     with (out / "study" / "steps.csv").open(newline="") as fh:

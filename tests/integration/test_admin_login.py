@@ -20,7 +20,7 @@ import zipfile
 
 import pytest
 
-from server.admin_password import hash_password
+from server.admin.password import hash_password
 from tests.integration.conftest import participant
 from tests.servers import ROOT, start_server, write_experiment
 

@@ -1,5 +1,5 @@
 """Issue 6, scale out: two real server processes share rooms through a real Redis
-(python-socketio's Redis manager + server/cluster.py). Two players who landed on
+(python-socketio's Redis manager + server/multiplayer/cluster.py). Two players who landed on
 different processes are matched, relay inputs to each other, and their room ends with
 final hashes equal to the server's replay; data uploaded to either process is stored."""
 

@@ -39,7 +39,7 @@ import socketio
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from server.replay import replay
+from server.multiplayer.replay import replay
 from tests.servers import ROOT, RunningServer, start_server, write_kitchen
 
 KITCHEN_DEFINITION = runpy.run_path(str(ROOT / "experiments" / "kitchen" / "experiment.py"))["EXPERIMENT"]

@@ -1,5 +1,5 @@
-"""Hostile input against the real server (server/limits.py, server/sockets.py,
-server/relay.py): per-connection rate limits, disconnection of a flooder only, the
+"""Hostile input against the real server (server/transport/limits.py, server/transport/sockets.py,
+server/multiplayer/relay.py): per-connection rate limits, disconnection of a flooder only, the
 per-address connection cap, and each hostile case of issue 6 refused and counted by
 reason on GET /stats.
 

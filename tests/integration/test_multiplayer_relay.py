@@ -1,4 +1,4 @@
-"""The multiplayer relay (server/relay.py) in the real server process, driven by
+"""The multiplayer relay (server/multiplayer/relay.py) in the real server process, driven by
 python-socketio clients over 127.0.0.1: matchmaking, input relay and its isolation,
 the recorded input stream, desync reports, the end of a room checked against a
 CPython replay, a dropped partner, the waiting timeout and network shaping.
@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import socketio
 
-from server.replay import replay
+from server.multiplayer.replay import replay
 from tests.servers import ROOT, RunningServer, start_server, write_experiment
 
 pytestmark = pytest.mark.asyncio
@@ -295,7 +295,7 @@ async def expect_refused_without_ack(client: Client, data: Any, needle: str) -> 
 
 
 async def test_inputs_without_ack_are_checked_and_relayed_like_acknowledged_ones(mp_server):
-    """Pages send inputs without an ack: the server's short path for them (server/socket_server.py)
+    """Pages send inputs without an ack: the server's short path for them (server/transport/socket_server.py)
     relays, records and refuses exactly as the acknowledged path above."""
     async with clients(mp_server, "mp-no-ack", 3) as (c0, c1, lone):
         await pair_up(c0, c1)
@@ -492,7 +492,7 @@ async def test_network_shape_from_the_join_delays_relayed_inputs(mp_server):
 # -- 9. a refused input message changes nothing ---------------------------------------------------------
 
 async def test_refused_input_message_records_and_relays_none_of_its_inputs(mp_server):
-    # server/sockets.py: a bad event "gets an error ack ... and changes nothing". A message
+    # server/transport/sockets.py: a bad event "gets an error ack ... and changes nothing". A message
     # whose last pair is refused must not leave its earlier pairs recorded (unrelayed, and
     # then frozen: the sender's later, real input for that frame would be refused).
     async with clients(mp_server, "mp-atomic", 2) as (c0, c1):

@@ -15,7 +15,7 @@ import uuid
 import pyarrow.parquet as pq
 import pytest
 
-from server.export import queries
+from server.data.export import queries
 from tests.e2e.test_study_flow import SCENES
 from tests.integration.conftest import participant
 from tests.integration.test_lossless_ingest import batch
@@ -66,7 +66,7 @@ async def test_study_progress_survey_answers_and_export_round_trip_on_postgres(t
         server.stop()
 
     out = tmp_path / "export"
-    subprocess.run([sys.executable, "-m", "server.export", "study", "--database", database,
+    subprocess.run([sys.executable, "-m", "server.data.export", "study", "--database", database,
                     "--experiments-dir", str(exps), "--out", str(out)],
                    check=True, cwd=ROOT, capture_output=True)
     counts = {}

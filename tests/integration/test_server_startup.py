@@ -89,7 +89,7 @@ def test_nothing_outside_the_served_folders_is_reachable(server, path):
 
 @pytest.mark.parametrize("asgi_server", ["granian", "hypercorn"])
 def test_either_asgi_server_serves_pages_and_sockets_and_stops_cleanly(tmp_path, asgi_server):
-    """`asgi_server` (server/serving.py): the same app on granian (default) and hypercorn."""
+    """`asgi_server` (server/transport/serving.py): the same app on granian (default) and hypercorn."""
     srv = start_server(tmp_path, env={"COPLAY_ASGI_SERVER": asgi_server})
     try:
         status, headers, body = get(srv.url + "/x/catch")

@@ -1,4 +1,4 @@
-"""Graceful shutdown of the real server process (app.py, server/lifecycle.py): SIGTERM while
+"""Graceful shutdown of the real server process (app.py, server/transport/lifecycle.py): SIGTERM while
 participants upload step batches and a two-player room is playing loses no acknowledged
 record, tells every page ``server_restart``, refuses newcomers while it drains, saves the
 room as ``interrupted`` with its inputs, and exits 0 within ``shutdown_grace``. A restarted
@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import socketio
 
-from server.lifecycle import RESTART_MESSAGE
+from server.transport.lifecycle import RESTART_MESSAGE
 from tests.servers import start_server, write_experiment, write_kitchen
 
 pytestmark = pytest.mark.asyncio

@@ -11,8 +11,8 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from server.admin import LoginThrottle
-from server.admin_password import MAX_PASSWORD, BadHash, hash_password, parse_hash, verify_password
+from server.admin.password import MAX_PASSWORD, BadHash, hash_password, parse_hash, verify_password
+from server.admin.routes import LoginThrottle
 from server.settings import ServerSettings
 from tests.servers import ROOT
 
@@ -72,7 +72,7 @@ def test_settings_check_the_hash_and_name_the_field():
 
 
 def run_cli(stdin: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "server.admin_password"], input=stdin,
+    return subprocess.run([sys.executable, "-m", "server.admin.password"], input=stdin,
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
 
 

@@ -1,11 +1,11 @@
-"""server/experiment.py and server/packages.py: researcher-facing config files."""
+"""server/study/experiment.py and server/study/packages.py: researcher-facing config files."""
 
 from pathlib import Path
 
 import pytest
 
-from server.experiment import ExperimentError, load_experiment, load_experiments
-from server.packages import (
+from server.study.experiment import ExperimentError, load_experiment, load_experiments
+from server.study.packages import (
     CDN_TEMPLATE,
     PKG_ROUTE,
     PackageConfig,
@@ -167,7 +167,7 @@ def test_real_catch_experiment_loads():
     assert "catch" in load_experiments(root)
 
 
-# -- server/packages.py ------------------------------------------------------------
+# -- server/study/packages.py ------------------------------------------------------------
 
 def write_toml(tmp_path, text) -> Path:
     path = tmp_path / "pyscript.toml"

@@ -10,9 +10,9 @@ import sqlite3
 
 import pyarrow.parquet as pq
 
-from server.experiment import load_experiment
-from server.export import TABLES, export
-from server.storage import Store
+from server.data.export import TABLES, export
+from server.data.storage import Store
+from server.study.experiment import load_experiment
 from server.vendor import sha256_of
 from tests.servers import write_experiment
 

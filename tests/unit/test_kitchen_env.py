@@ -6,7 +6,7 @@ import random
 from pathlib import Path
 
 from protocol import messages as m
-from server.experiment import load_experiment
+from server.study.experiment import load_experiment
 from worker.env_host import EnvHost
 from worker.serialize import state_hash
 

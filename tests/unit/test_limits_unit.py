@@ -1,11 +1,18 @@
-"""server/limits.py used directly, with a hand-driven clock: no sockets, no sleeps."""
+"""server/transport/limits.py used directly, with a hand-driven clock: no sockets, no sleeps."""
 
 from __future__ import annotations
 
 import pytest
 from socketio import packet
 
-from server.limits import MAX_EVENT_BYTES, Limits, TokenBucket, client_ip, counting_packets, oversized
+from server.transport.limits import (
+    MAX_EVENT_BYTES,
+    Limits,
+    TokenBucket,
+    client_ip,
+    counting_packets,
+    oversized,
+)
 
 
 class Clock:

@@ -1,10 +1,10 @@
-"""Matchmaker and Room (server/rooms.py) used directly: no sockets, no server."""
+"""Matchmaker and Room (server/multiplayer/rooms.py) used directly: no sockets, no server."""
 
 from __future__ import annotations
 
 import pytest
 
-from server.rooms import MAX_INPUT_BYTES, Matchmaker, Room, RoomError, Seat
+from server.multiplayer.rooms import MAX_INPUT_BYTES, Matchmaker, Room, RoomError, Seat
 
 PLAYERS = ["p0", "p1"]
 HORIZON = 100
@@ -205,7 +205,7 @@ def test_record_inputs_refuses_oversized_values():
     [[3, "up"], [2, "left"]],  # rewrite of frame 2 after a good one
 ], ids=["out-of-range", "oversized", "rewrite"])
 def test_a_refused_batch_records_nothing(batch):
-    # A refused input event gets an error ack and, per server/sockets.py, "changes
+    # A refused input event gets an error ack and, per server/transport/sockets.py, "changes
     # nothing": the sender believes none of it was taken, and the peer never receives it.
     room = make_room()
     room.record_inputs("p0", [[2, "right"]])

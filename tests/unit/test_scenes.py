@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from server.experiment import ExperimentError, load_experiment
-from server.flow import check_answers
-from server.scenes import Survey
-from server.sockets import Rejected
+from server.study.experiment import ExperimentError, load_experiment
+from server.study.flow import check_answers
+from server.study.scenes import Survey
+from server.transport.sockets import Rejected
 from tests.servers import write_experiment
 
 
@@ -74,7 +74,7 @@ def test_bad_answers_are_refused(answers, message):
 def test_condition_assignment_is_balanced_and_sticky(tmp_path):
     import asyncio
 
-    from server.storage import Store
+    from server.data.storage import Store
 
     async def scenario():
         store = Store(tmp_path / "c.sqlite")

@@ -9,9 +9,9 @@ import sqlite3
 import pyarrow.parquet as pq
 import pytest
 
-from server.experiment import load_experiment
-from server.export import export, queries
-from server.storage import Store, database_url
+from server.data.export import export, queries
+from server.data.storage import Store, database_url
+from server.study.experiment import load_experiment
 from tests.postgres import query_url
 from tests.servers import write_experiment
 from tests.unit.test_export import assert_exported, fill

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from server.synctest import main, run_synctest
+from server.multiplayer.synctest import main, run_synctest
 
 ROOT = Path(__file__).resolve().parents[2]
 

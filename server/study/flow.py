@@ -8,11 +8,11 @@ import asyncio
 from typing import Any
 
 from protocol.scenes import next_scene
-from server.events import Hello, SceneDone
-from server.experiment import Experiment
-from server.scenes import Survey
-from server.sockets import Rejected, SocketHandlers
-from server.storage import Store
+from server.data.storage import Store
+from server.study.experiment import Experiment
+from server.study.scenes import Survey
+from server.transport.events import Hello, SceneDone
+from server.transport.sockets import Rejected, SocketHandlers
 
 MAX_TEXT = 5000
 

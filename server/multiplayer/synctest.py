@@ -1,6 +1,6 @@
 """Check an experiment's env for determinism in CPython:
 
-    python -m server.synctest experiments/kitchen [--frames 600] [--distance 8] [--seed 1]
+    python -m server.multiplayer.synctest experiments/kitchen [--frames 600] [--distance 8] [--seed 1]
 
 Plays random inputs, rolling back `distance` frames every frame and replaying; exits 1
 and names the first diverging frame if a replay differs. (Open the experiment with
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from pages.synctest import SyncTest
-from server.experiment import ExperimentError, load_experiment
+from server.study.experiment import ExperimentError, load_experiment
 from worker.env_host import EnvHost
 
 

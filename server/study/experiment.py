@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from server.scenes import Game, Scene, finish_scenes, personal_order
+from server.study.scenes import Game, Scene, finish_scenes, personal_order
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 

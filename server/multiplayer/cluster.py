@@ -26,9 +26,9 @@ from typing import Any
 
 from redis import asyncio as aioredis
 
-from server import fastjson
-from server.sockets import Rejected
-from server.validation import dump, validate
+from server.transport import fastjson
+from server.transport.sockets import Rejected
+from server.transport.validation import dump, validate
 
 log = logging.getLogger("coplay.cluster")
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from quart import Quart, Response, abort, current_app, redirect, render_template, request, send_file
 
-from server.experiment import Experiment
-from server.packages import PKG_ROUTE, PackageConfigError, PackageSource, ResolvedPackages
 from server.settings import ROOT
+from server.study.experiment import Experiment
+from server.study.packages import PKG_ROUTE, PackageConfigError, PackageSource, ResolvedPackages
 
 for _ext, _type in {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
                     ".toml": "application/toml", ".whl": "application/zip", ".py": "text/x-python",
@@ -107,7 +107,7 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
     @app.get("/stats")
     async def stats():
         """Counters for the researcher (no personal data): refused events by reason
-        (server/limits.py, server/sockets.py), connections, relay totals."""
+        (server/transport/limits.py, server/transport/sockets.py), connections, relay totals."""
         coplay = current_app.extensions.get("coplay", {})
         sockets, relay = coplay.get("sockets"), coplay.get("relay")
         return {**(sockets.stats() if sockets else {}), "relay": dict(relay.stats) if relay else {}}

@@ -1,7 +1,7 @@
 """The admin password, stored only as a scrypt hash (stdlib ``hashlib.scrypt``, random salt,
 cost parameters in the string: ``scrypt$N$r$p$<salt base64>$<key base64>``).
 
-    python -m server.admin_password            # asks twice (or reads one line from stdin)
+    python -m server.admin.password            # asks twice (or reads one line from stdin)
     export COPLAY_ADMIN_PASSWORD_HASH='scrypt$32768$8$1$...'   # single quotes: it holds '$'
 """
 
@@ -62,7 +62,7 @@ def hash_password(password: str, *, n: int = N, r: int = R, p: int = P) -> str:
 def parse_hash(text: str) -> ScryptHash:
     parts = text.strip().split("$")
     if len(parts) != 6 or parts[0] != PREFIX:
-        raise BadHash("expected 'scrypt$N$r$p$salt$key' as printed by `python -m server.admin_password` "
+        raise BadHash("expected 'scrypt$N$r$p$salt$key' as printed by `python -m server.admin.password` "
                       f"(got {len(parts)} '$'-separated part(s); quote the value with single quotes "
                       "in a shell, $$ in a compose file)")
     try:

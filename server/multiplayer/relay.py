@@ -10,14 +10,14 @@ import random
 import time
 from typing import Any
 
-from server.cluster import Cluster
-from server.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
-from server.experiment import Experiment
-from server.replay import replay
-from server.rooms import Matchmaker, Room, RoomError, Seat
-from server.socket_server import SocketServer
-from server.sockets import Rejected, SocketHandlers
-from server.storage import Store
+from server.data.storage import Store
+from server.multiplayer.cluster import Cluster
+from server.multiplayer.replay import replay
+from server.multiplayer.rooms import Matchmaker, Room, RoomError, Seat
+from server.study.experiment import Experiment
+from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
+from server.transport.socket_server import SocketServer
+from server.transport.sockets import Rejected, SocketHandlers
 
 log = logging.getLogger("coplay.relay")
 
@@ -384,7 +384,7 @@ class Relay:
 
     # -- server shutdown ----------------------------------------------------------------------
     async def shutdown(self, reason: str = "server shutdown") -> int:
-        """The server is stopping (server/lifecycle.py): save every open room as ``interrupted``
+        """The server is stopping (server/transport/lifecycle.py): save every open room as ``interrupted``
         with the inputs recorded so far, and close it, so nothing more is relayed or recorded
         in it. Waiting participants stay queued until their connection closes. Returns the
         number of rooms saved."""

@@ -40,7 +40,7 @@ class Lifecycle:
         self.stats = {"refused_connects": 0, "refused_events": 0}
         self._changed: asyncio.Event | None = None
 
-    # -- hooks used by server/sockets.py ------------------------------------------------------
+    # -- hooks used by server/transport/sockets.py ------------------------------------------------------
     def check_connect(self) -> None:
         if self.draining:
             self.stats["refused_connects"] += 1

@@ -3,7 +3,7 @@ manifest.json (row counts, file hashes, the code hash of the experiment and env,
 browser runtime versions), so an analysis can say exactly what produced the data.
 Reads the server's database setting: a SQLite file or a postgresql:// URL.
 
-    python -m server.export EXPERIMENT [--database data/coplay.sqlite | postgresql://...] [--out exports]
+    python -m server.data.export EXPERIMENT [--database data/coplay.sqlite | postgresql://...] [--out exports]
     nox -s export -- EXPERIMENT
 """
 
@@ -26,9 +26,9 @@ import pyarrow.parquet as pq
 from sqlalchemy import Float, Integer, inspect, text
 from sqlalchemy.engine import Connection
 
-from server.experiment import Experiment, ExperimentError, load_experiments
+from server.data.storage import create_engine, is_url
 from server.settings import ServerSettings
-from server.storage import create_engine, is_url
+from server.study.experiment import Experiment, ExperimentError, load_experiments
 from server.vendor import sha256_of, versions
 
 # The one dialect-specific piece: the room id inside an event's JSON payload.

@@ -86,7 +86,7 @@ async def _hypercorn(app: Any, host: str, port: int, shutdown_trigger: Callable[
     config = Config()
     config.bind = [f"{host}:{port}"]
     config.accesslog = None
-    config.graceful_timeout = 1.0  # the app has drained its connections already (server/lifecycle.py)
+    config.graceful_timeout = 1.0  # the app has drained its connections already (transport/lifecycle.py)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger)
 
 

@@ -2,7 +2,7 @@
 (events per second, with a burst), disconnection of a connection that keeps sending
 refused events, and a cap on concurrent connections per client IP.
 
-Pure bookkeeping with an injectable clock (unit-testable without sleeps); server/sockets.py
+Pure bookkeeping with an injectable clock (unit-testable without sleeps); server/transport/sockets.py
 calls it for every event, connection and disconnection."""
 
 from __future__ import annotations

@@ -13,12 +13,12 @@ import socketio
 from msgspec.structs import asdict
 from pydantic import ValidationError
 
-from server.events import ClientEvent, ConnectAuth, EpisodeEnd, EpisodeStart, StepBatch
-from server.experiment import Experiment
-from server.lifecycle import Lifecycle
-from server.limits import RATE_LIMITED, Limits, counting_packets, oversized
-from server.storage import Store
-from server.validation import Invalid, pydantic_problem, validate
+from server.data.storage import Store
+from server.study.experiment import Experiment
+from server.transport.events import ClientEvent, ConnectAuth, EpisodeEnd, EpisodeStart, StepBatch
+from server.transport.lifecycle import Lifecycle
+from server.transport.limits import RATE_LIMITED, Limits, counting_packets, oversized
+from server.transport.validation import Invalid, pydantic_problem, validate
 
 log = logging.getLogger("coplay.sockets")
 
@@ -132,7 +132,7 @@ class SocketHandlers:
             return await self._reject(sid, event, RATE_LIMITED, "rate_limited")
         return await self._reject(sid, event, f"unknown event {event!r}", "unknown_event")
 
-    # -- limits (server/limits.py): every event, connection and disconnection passes here -----
+    # -- limits (server/transport/limits.py): every event, connection and disconnection passes here -----
     def _count(self, reason: str) -> None:
         self.rejected += 1
         self.rejections[reason] += 1

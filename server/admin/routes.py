@@ -2,7 +2,7 @@
 export download (CSV + Parquet + manifest as a zip).
 
 Two ways in, both configured through the environment only:
-- a password (COPLAY_ADMIN_PASSWORD_HASH, an scrypt hash from `python -m server.admin_password`):
+- a password (COPLAY_ADMIN_PASSWORD_HASH, an scrypt hash from `python -m server.admin.password`):
   /admin/login sets a signed session cookie (HttpOnly, SameSite=Strict, path /admin) and every
   POST carries the session's CSRF token; failed logins slow down per client address;
 - a bearer token (COPLAY_ADMIN_TOKEN) for scripted downloads: ``Authorization: Bearer <token>``.
@@ -29,10 +29,10 @@ from quart.sessions import SecureCookieSessionInterface
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.admin_password import MAX_PASSWORD, parse_hash, verify_password
-from server.experiment import Experiment
-from server.export import export
-from server.storage import create_engine, is_url
+from server.admin.password import MAX_PASSWORD, parse_hash, verify_password
+from server.data.export import export
+from server.data.storage import create_engine, is_url
+from server.study.experiment import Experiment
 
 log = logging.getLogger("coplay.admin")
 

@@ -1,5 +1,5 @@
 """Matchmaking and room state. Pure bookkeeping (no sockets), so it is unit-testable;
-server/relay.py wires it to Socket.IO."""
+server/multiplayer/relay.py wires it to Socket.IO."""
 
 from __future__ import annotations
 

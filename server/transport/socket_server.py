@@ -16,7 +16,7 @@ from typing import Any
 
 import socketio
 
-from server import fastjson
+from server.transport import fastjson
 
 _EVENT_PREFIX = '2["'  # Socket.IO EVENT, default namespace, no ack id, first argument a string
 

@@ -1,0 +1,1 @@
+"""Researcher-only pages: dashboard, export download, password hashes."""

@@ -1,0 +1,1 @@
+"""Data: the store (SQLite or Postgres) and the export."""

@@ -1,0 +1,1 @@
+"""Rooms and netcode on the server: matchmaking, relay, cluster, CPython replay."""

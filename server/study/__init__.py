@@ -1,0 +1,1 @@
+"""Study definitions and flow: experiment files, scenes, packages, scene progress."""

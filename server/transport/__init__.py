@@ -1,0 +1,1 @@
+"""Transport: HTTP routes, Socket.IO handlers and schemas, limits, the ASGI server, shutdown."""
