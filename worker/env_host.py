@@ -3,7 +3,10 @@ snapshots and executes BATCH operations synchronously (no awaits: a rollback mus
 not interleave with anything else)."""
 
 import copy
+import importlib
+import os
 import random
+import sys
 
 from protocol import messages as m
 from worker.serialize import safe_serialize, state_hash
@@ -32,6 +35,22 @@ def copy_state(value):
     return copy.deepcopy(value)
 
 
+def use_search_path(folders):
+    """Put ``folders`` first on sys.path and forget the modules already imported from them."""
+    folders = [os.path.abspath(f) for f in folders]
+    if not folders:
+        return
+    for name, module in list(sys.modules.items()):
+        where = getattr(module, "__file__", None)
+        if where and any(os.path.abspath(where).startswith(f + os.sep) for f in folders):
+            del sys.modules[name]
+    for folder in reversed(folders):
+        if folder in sys.path:
+            sys.path.remove(folder)
+        sys.path.insert(0, folder)
+    importlib.invalidate_caches()
+
+
 class EnvContractError(Exception):
     """The env code does not provide what the platform calls."""
 
@@ -58,7 +77,13 @@ class EnvHost:
     def set_globals(self, values):
         self.globals.update(values)
 
-    def load(self, code, filename="env.py"):
+    def load(self, code, filename="env.py", search_path=()):
+        """Run the env's code and create the env. ``filename`` is its path (so the env can
+        open data files relative to ``__file__``); ``search_path`` lists the folders its own
+        imports come from (its experiment folder, unpacked wheels). Modules an earlier env
+        imported from those folders are dropped first, so every load sees the files as
+        they are now (a later scene's env, an edited module)."""
+        use_search_path(search_path)
         namespace = {"__name__": "coplay_env", "__file__": filename}
         namespace.update(self.globals)
         exec(compile(code, filename, "exec"), namespace)
