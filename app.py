@@ -83,7 +83,7 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
-    Flow(handlers, store, experiments)
+    Flow(handlers, store, experiments, packages)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
     register_admin(quart, experiments, settings.database, settings.admin_token,

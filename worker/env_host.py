@@ -35,20 +35,26 @@ def copy_state(value):
     return copy.deepcopy(value)
 
 
-def use_search_path(folders):
-    """Put ``folders`` first on sys.path and forget the modules already imported from them."""
+def forget_search_path(folders):
+    """Take ``folders`` off sys.path and forget the modules imported from them."""
     folders = [os.path.abspath(f) for f in folders]
-    if not folders:
-        return
     for name, module in list(sys.modules.items()):
         where = getattr(module, "__file__", None)
         if where and any(os.path.abspath(where).startswith(f + os.sep) for f in folders):
             del sys.modules[name]
-    for folder in reversed(folders):
-        if folder in sys.path:
+    for folder in folders:
+        while folder in sys.path:
             sys.path.remove(folder)
-        sys.path.insert(0, folder)
     importlib.invalidate_caches()
+
+
+def use_search_path(folders):
+    """Put ``folders`` first on sys.path, their modules freshly imported."""
+    if not folders:
+        return
+    forget_search_path(folders)
+    for folder in reversed(folders):
+        sys.path.insert(0, os.path.abspath(folder))
 
 
 class EnvContractError(Exception):

@@ -264,7 +264,8 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
         if not session_ok and not _bearer_ok(token):
             return redirect("/admin/login") if hashed is not None else need_token()
         counts = await study_counts(database, experiments)
-        rows = [{"name": name, "title": exp.title or name, "players": len(exp.players),
+        rows = [{"name": name, "title": exp.title or name,
+                 "players": max(len(g.players) for g in exp.games.values()),
                  "counts": counts.get(name) if counts else None}
                 for name, exp in sorted(experiments.items())]
         return await render_template("admin/dashboard.html", rows=rows, counts_ok=counts is not None,

@@ -62,7 +62,8 @@ def code_hash(exp: Experiment) -> str:
     digest = hashlib.sha256()
     definition = exp.directory / "experiment.py"
     digest.update(definition.read_bytes() if definition.exists() else b"")
-    digest.update(exp.env_source.encode())
+    for f in exp.env_files:  # every module and data file an env may read, in path order
+        digest.update(f"{f.path}\0{f.sha256}\0".encode())
     return digest.hexdigest()
 
 
@@ -155,7 +156,8 @@ def export(database: str | Path, exp: Experiment, out: Path) -> dict:
         "experiment": exp.name,
         "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "code_sha256": code_hash(exp),
-        "env_file": exp.env_path.name,
+        "env_files": sorted({g.env_rel for g in exp.games.values()}),
+        "game_scenes": {scene: g.env_rel for (condition, scene), g in exp.games.items() if condition is None},
         "runtime_versions": versions(),
         "counts": counts,
         "files": {p.name: sha256_of(p) for p in sorted(out.glob("*.*")) if p.suffix in (".csv", ".parquet")},

@@ -46,7 +46,9 @@ Table("episodes", metadata,
       Column("experiment", Text, nullable=False), Column("seed", INT),
       Column("started", FLOAT, nullable=False), Column("ended", FLOAT),
       Column("status", Text, nullable=False, server_default="running"),
-      Column("frames", INT), Column("total_reward", FLOAT), Column("client", Text))
+      Column("frames", INT), Column("total_reward", FLOAT), Column("client", Text),
+      # which game block of the study, and which of its episodes (0-based)
+      Column("scene_id", Text), Column("episode_index", INT))
 STEP_COLUMNS = ("episode_id", "frame", "actions", "rewards", "done", "info", "t_client", "t_sent",
                 "t_worker_start", "t_worker_end", "t_received", "t_server", "metrics")
 Table("steps", metadata,
@@ -73,7 +75,8 @@ Table("rooms", metadata,
       Column("created", FLOAT, nullable=False), Column("ended", FLOAT),
       Column("status", Text, nullable=False),
       Column("end_frame", INT), Column("final_hashes", Text), Column("replay_hash", Text),
-      Column("desyncs", Text), Column("inputs", Text), Column("end_reason", Text), Column("condition", Text))
+      Column("desyncs", Text), Column("inputs", Text), Column("end_reason", Text), Column("condition", Text),
+      Column("scene_id", Text))
 Table("events", metadata,
       Column("id", INT, primary_key=True, autoincrement=True), Column("participant_id", Text),
       Column("episode_id", Text), Column("kind", Text, nullable=False),
@@ -96,7 +99,8 @@ Table("sessions", metadata,
       PrimaryKeyConstraint("participant_id", "stream"))
 
 # Columns added after a table first shipped: added to older databases on open.
-ADDED_COLUMNS = {"steps": ["metrics"], "rooms": ["end_reason", "condition"], "participants": ["condition"]}
+ADDED_COLUMNS = {"steps": ["metrics"], "rooms": ["end_reason", "condition", "scene_id"],
+                 "participants": ["condition"], "episodes": ["scene_id", "episode_index"]}
 
 # Bound parameters in one statement: Postgres allows 32767; SQLite >= 3.32 allows 32766
 # (older SQLite: 999).
@@ -179,8 +183,8 @@ UPSERT_PARTICIPANT = text(
     "INSERT INTO participants (id, experiment, url_params, created) VALUES (:id, :e, :params, :now)"
     " ON CONFLICT DO NOTHING")
 START_EPISODE = text(
-    "INSERT INTO episodes (id, participant_id, experiment, seed, started, client)"
-    " VALUES (:id, :pid, :e, :seed, :now, :client) ON CONFLICT DO NOTHING")
+    "INSERT INTO episodes (id, participant_id, experiment, seed, started, client, scene_id, episode_index)"
+    " VALUES (:id, :pid, :e, :seed, :now, :client, :scene, :index) ON CONFLICT DO NOTHING")
 EPISODE_OWNER = text("SELECT participant_id FROM episodes WHERE id = :id")
 END_EPISODE = text("UPDATE episodes SET ended = :now, status = :status, frames = :frames,"
                    " total_reward = :reward WHERE id = :id")
@@ -200,7 +204,7 @@ SAVE_ANSWER = text(
     " VALUES (:pid, :e, :scene, :q, :a, :now) ON CONFLICT (participant_id, experiment, scene_id, question_id)"
     " DO UPDATE SET answer = excluded.answer, t_server = excluded.t_server")
 ROOM_COLUMNS = ("id", "experiment", "seed", "players", "created", "ended", "status", "end_frame",
-                "final_hashes", "replay_hash", "desyncs", "inputs", "end_reason", "condition")
+                "final_hashes", "replay_hash", "desyncs", "inputs", "end_reason", "condition", "scene_id")
 SAVE_ROOM = text(
     f"INSERT INTO rooms ({', '.join(ROOM_COLUMNS)}) VALUES ({', '.join(':' + c for c in ROOM_COLUMNS)})"
     f" ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in ROOM_COLUMNS[1:])}")
@@ -258,9 +262,11 @@ class Store:
                                                "now": time.time()})
 
     async def start_episode(self, eid: str, pid: str, experiment: str, seed: int | None,
-                            client: dict[str, Any]) -> None:
+                            client: dict[str, Any], scene_id: str | None = None,
+                            episode_index: int | None = None) -> None:
         await self._write(START_EPISODE, {"id": eid, "pid": pid, "e": experiment, "seed": seed,
-                                          "now": time.time(), "client": _json(client)})
+                                          "now": time.time(), "client": _json(client),
+                                          "scene": scene_id, "index": episode_index})
 
     async def episode_owner(self, eid: str) -> str | None:
         row = await self._first(EPISODE_OWNER, {"id": eid})
@@ -347,7 +353,8 @@ class Store:
             "status": room["status"], "end_frame": room.get("end_frame"),
             "final_hashes": _json(room.get("final_hashes", {})), "replay_hash": room.get("replay_hash"),
             "desyncs": _json(room.get("desyncs", [])), "inputs": _json(room.get("inputs", {})),
-            "end_reason": room.get("end_reason"), "condition": room.get("condition")})
+            "end_reason": room.get("end_reason"), "condition": room.get("condition"),
+            "scene_id": room.get("scene_id")})
 
     async def add_event(self, pid: str | None, eid: str | None, kind: str, payload: Any) -> None:
         await self._write(ADD_EVENT, {"pid": pid, "eid": eid, "kind": kind, "payload": _json(payload),

@@ -15,6 +15,7 @@ from server.multiplayer.cluster import Cluster
 from server.multiplayer.replay import replay
 from server.multiplayer.rooms import Matchmaker, Room, RoomError, Seat
 from server.study.experiment import Experiment
+from server.study.games import GameSpec, env_search_path
 from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
 from server.transport.socket_server import SocketServer
 from server.transport.sockets import Rejected, SocketHandlers
@@ -22,20 +23,21 @@ from server.transport.sockets import Rejected, SocketHandlers
 log = logging.getLogger("coplay.relay")
 
 
-def queue_key(experiment: str, condition: str | None) -> str:
-    """Participants are matched only with others of the same experiment and condition."""
-    return experiment if condition is None else f"{experiment}/{condition}"
+def queue_key(experiment: str, condition: str | None, scene: str) -> str:
+    """Participants are matched only with others of the same experiment, condition and
+    game scene (a waiting room per scene)."""
+    return f"{experiment}/{condition or ''}/{scene}"
 
 
-def split_key(key: str) -> tuple[str, str | None]:
-    experiment, _, condition = key.partition("/")
-    return experiment, condition or None
+def split_key(key: str) -> tuple[str, str | None, str]:
+    experiment, condition, scene = key.split("/", 2)
+    return experiment, condition or None, scene
 
 
 def room_record(room: Room, **extra: Any) -> dict:
-    experiment, condition = split_key(room.experiment)
+    experiment, condition, scene = split_key(room.experiment)
     return {
-        "id": room.id, "experiment": experiment, "condition": condition, "seed": room.seed,
+        "id": room.id, "experiment": experiment, "condition": condition, "scene_id": scene, "seed": room.seed,
         "created": room.created,
         "players": {p: seat.participant_id for p, seat in room.seats.items()}, "status": room.status,
         "desyncs": room.desyncs,
@@ -92,11 +94,21 @@ class Relay:
         task.add_done_callback(self._tasks.discard)
 
     # -- waiting room -----------------------------------------------------------------
+    def _game(self, key: str) -> GameSpec:
+        """The game scene a room (or a waiting room) plays, by its queue key."""
+        name, condition, scene = split_key(key)
+        return self.experiments[name].game(condition, scene)
+
     async def join(self, sid: str, session: dict, p: MpJoin) -> dict:
         exp = self.experiments[session["experiment"]]
-        if not exp.is_multiplayer:
-            raise Rejected(f"{exp.name} is a single-player experiment")
-        mp = exp.multiplayer
+        condition = await self.store.get_condition(session["participant_id"], exp.name)
+        try:
+            game = exp.game(condition, p.scene)
+        except (KeyError, StopIteration):
+            raise Rejected(f"{exp.name} has no game scene {p.scene!r}") from None
+        if not game.is_multiplayer:
+            raise Rejected(f"{exp.name}: scene {game.scene_id!r} is a single-player game")
+        mp = game.multiplayer
         net = mp.network.model_dump()
         if p.net is not None:
             if not mp.network_from_url:
@@ -107,16 +119,16 @@ class Relay:
             raise Rejected(f"too many games from your address (at most {self.max_rooms_per_ip} at once)",
                            "ip_limit")
         seat = Seat(sid, session["participant_id"], p.episode_id, net, ip=ip)
-        key = queue_key(exp.name, await self.store.get_condition(session["participant_id"], exp.name))
+        key = queue_key(exp.name, condition, game.scene_id)
         try:
-            room = self.mm.join(key, seat, exp.players, horizon=mp.input_delay + mp.max_prediction + 90)
+            room = self.mm.join(key, seat, game.players, horizon=mp.input_delay + mp.max_prediction + 90)
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
         if room is None:
             self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, key))
             await self._announce_waiting(key)
             return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(key)),
-                    "size": len(exp.players)}
+                    "size": len(game.players)}
         for s in room.seats.values():
             timer = self.wait_timers.pop(s.sid, None)
             if timer is not None:
@@ -131,17 +143,17 @@ class Relay:
 
     async def _announce_waiting(self, key: str) -> None:
         queue = self.mm.waiting(key)
-        size = len(self.experiments[split_key(key)[0]].players)
+        size = len(self._game(key).players)
         for seat in queue:
             await self._emit("waiting", {"count": len(queue), "size": size}, seat.sid)
 
     async def _wait_timeout(self, sid: str, key: str) -> None:
-        exp = self.experiments[split_key(key)[0]]
-        await asyncio.sleep(exp.multiplayer.wait_timeout)
+        mp = self._game(key).multiplayer
+        await asyncio.sleep(mp.wait_timeout)
         self.wait_timers.pop(sid, None)
         if self.mm.leave_queue(sid):
-            await self._emit("wait_timeout", {"message": exp.multiplayer.wait_timeout_message,
-                                              "redirect": exp.multiplayer.wait_timeout_redirect}, sid)
+            await self._emit("wait_timeout", {"message": mp.wait_timeout_message,
+                                              "redirect": mp.wait_timeout_redirect}, sid)
             await self._announce_waiting(key)
 
     # -- play -------------------------------------------------------------------------
@@ -155,7 +167,7 @@ class Relay:
     def _check_frame(self, room: Room, frame: int) -> None:
         """No frame past the end of the game (max_steps) plus the input horizon: a far-future
         frame would grow the room's records and make the end-of-room replay arbitrarily long."""
-        limit = self.experiments[split_key(room.experiment)[0]].max_steps + room.horizon
+        limit = self._game(room.experiment).max_steps + room.horizon
         if frame > limit:
             raise Rejected(f"frame {frame} is out of range (past the game's end, {limit})", "out_of_range")
 
@@ -225,16 +237,16 @@ class Relay:
         return {"ok": True}
 
     async def _finish(self, room: Room) -> None:
-        name, condition = split_key(room.experiment)
+        name, condition, scene = split_key(room.experiment)
         exp = self.experiments[name]
+        game = exp.game(condition, scene)
         self.mm.close(room)
         end_frame = max(frame for frame, _ in room.final.values()) - 1
         finals = {p: h for p, (_, h) in room.final.items()}
         try:
             result = await asyncio.to_thread(
-                replay, exp.env_source, exp.env_config_for(condition), room.players, room.seed, room.inputs,
-                end_frame,
-                exp.default_action, exp.env_path.name)
+                replay, game.env_source, game.env_config, room.players, room.seed, room.inputs,
+                end_frame, game.default_action, str(game.env_path), env_search_path(game, exp.directory))
             replay_hash = result["hash"]
         except Exception as exc:  # the env raised in CPython: record it, keep serving
             log.exception("replay of room %s failed", room.id)
@@ -267,11 +279,11 @@ class Relay:
         if room is None or room.status != "playing":
             return
         player = room.player_of(sid)
-        exp = self.experiments[split_key(room.experiment)[0]]
-        if player is None or exp.multiplayer.reconnect_timeout <= 0:
+        mp = self._game(room.experiment).multiplayer
+        if player is None or mp.reconnect_timeout <= 0:
             await self._abandon(sid, "disconnected")
             return
-        await self._away(room, player, exp.multiplayer.reconnect_timeout)
+        await self._away(room, player, mp.reconnect_timeout)
 
     # -- reconnecting ---------------------------------------------------------------------
     async def _away(self, room: Room, player: str, window: float) -> None:
@@ -318,7 +330,7 @@ class Relay:
         self.away_timers.pop((room.id, player), None)
         if room.status != "playing" or not room.seats[player].away:
             return
-        mp = self.experiments[split_key(room.experiment)[0]].multiplayer
+        mp = self._game(room.experiment).multiplayer
         if mp.dropout == "stand_in" and room.reporting() != [player]:
             await self._stand_in(room, player)
             return
@@ -344,7 +356,7 @@ class Relay:
     def stand_in_input(self, room: Room, player: str, frame: int):
         """What a stand-in plays at `frame`: the experiment's default action. The hook an AI
         partner replaces (it sees the room's recorded inputs, never the game state)."""
-        return self.experiments[split_key(room.experiment)[0]].default_action
+        return self._game(room.experiment).default_action
 
     async def _stand_ins_follow(self, room: Room, upto: int) -> None:
         """Give every stand-in seat an input for each frame after its last one, up to `upto`."""

@@ -11,13 +11,13 @@ from worker.env_host import EnvHost
 
 def replay(env_source: str, env_config: dict, players: list[str], seed: int,
            inputs: dict[str, dict[int, Any]], end_frame: int, default_action: Any,
-           filename: str = "env.py", trajectory: bool = False) -> dict:
+           filename: str = "env.py", search_path: list[str] | None = None, trajectory: bool = False) -> dict:
     """Step frames 0..end_frame; a frame without a recorded input uses the default (the
     input-delay frames at the start). Returns the final hash (of the state after
     end_frame, which is snapshot end_frame + 1 on the clients)."""
     host = EnvHost(ring_size=1)
     host.set_globals({"env_config": env_config, "players": players})
-    host.load(env_source, filename)
+    host.load(env_source, filename, search_path=search_path or [])
     host.reset(seed=seed, render=False)
     steps = []
     for frame in range(end_frame + 1):

@@ -16,14 +16,16 @@ from pathlib import Path
 
 from pages.synctest import SyncTest
 from server.study.experiment import ExperimentError, load_experiment
+from server.study.games import env_search_path
 from worker.env_host import EnvHost
 
 
 def run_synctest(env_source: str, env_config: dict, players: list[str], actions: list, frames: int = 300,
-                 distance: int = 8, seed: int = 1, filename: str = "env.py") -> dict:
+                 distance: int = 8, seed: int = 1, filename: str = "env.py",
+                 search_path: list[str] | None = None) -> dict:
     host = EnvHost(ring_size=distance + 4)
     host.set_globals({"env_config": env_config, "players": players})
-    host.load(env_source, filename)
+    host.load(env_source, filename, search_path=search_path or [])
     host.reset(seed=seed, render=False)
     test = SyncTest(distance)
     rng = random.Random(seed)
@@ -49,11 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     except ExperimentError as exc:
         print(exc, file=sys.stderr)
         return 2
-    actions = sorted({json.dumps(a) for a in [*exp.controls.values(), exp.default_action]})
-    report = run_synctest(exp.env_source, exp.env_config, exp.players, [json.loads(a) for a in actions],
-                          args.frames, args.distance, args.seed, exp.env_path.name)
-    print(json.dumps(report, indent=2))
-    return 0 if report["ok"] else 1
+    ok = True
+    for game in exp.games_for(None):  # every game scene of the study, each with its own env
+        actions = sorted({json.dumps(a) for a in [*game.controls.values(), game.default_action]})
+        report = run_synctest(game.env_source, game.env_config, game.players,
+                              [json.loads(a) for a in actions], args.frames, args.distance, args.seed,
+                              str(game.env_path),
+                              env_search_path(game, exp.directory))
+        print(json.dumps({"scene": game.scene_id, **report}, indent=2))
+        ok = ok and report["ok"]
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from server.study.games import EnvFile, GameSpec, GameSpecError, check_players, experiment_files, resolve_game
 from server.study.scenes import Game, Scene, finish_scenes, personal_order
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -64,11 +65,13 @@ class Multiplayer(BaseModel):
 
 
 class Condition(BaseModel):
-    """A between-subject condition: its env_config entries override the experiment's."""
+    """A between-subject condition: its env_config entries override the experiment's (in
+    every game scene), and ``overrides`` may change any key of one game scene by its id."""
 
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=SLUG)
     env_config: dict[str, Any] = {}
+    overrides: dict[str, dict[str, Any]] = {}
     # this condition's own path through the study (e.g. the survey before the game);
     # scenes are plain dicts, so one defined once in experiment.py can be reused anywhere
     scenes: list[Scene] | None = None
@@ -79,13 +82,13 @@ class Experiment(BaseModel):
 
     name: str = Field(pattern=SLUG)
     title: str = ""
-    env: Path
+    env: Path | None = None  # may be left to the game scenes, each naming its own
     env_config: dict[str, Any] = {}
     players: list[str] = Field(default=["p0"], min_length=1, max_length=16)
     fps: int = Field(30, ge=1, le=120)
     max_steps: int = Field(900, ge=1)
     seed: int | None = None
-    controls: dict[str, Any] = Field(min_length=1)
+    controls: dict[str, Any] = {}  # required here or in every game scene
     default_action: Any = 0
     start_key: str = " "
     auto_start: bool = False
@@ -101,7 +104,9 @@ class Experiment(BaseModel):
 
     # filled in by the loader, not by the researcher
     directory: Path = Field(default=Path("."), exclude=True)
-    env_source: str = Field(default="", exclude=True)
+    # (condition or None, scene id) -> that game scene with every setting resolved
+    games: dict[tuple[str | None, str], GameSpec] = Field(default={}, exclude=True)
+    env_files: list[EnvFile] = Field(default=[], exclude=True)
 
     @field_validator("players")
     @classmethod
@@ -113,6 +118,8 @@ class Experiment(BaseModel):
     @field_validator("controls")
     @classmethod
     def _keys_non_empty(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if not value:
+            raise ValueError("controls must map at least one key to an action")
         for key in value:
             if not key:
                 raise ValueError("a control key must be a KeyboardEvent.key name such as 'ArrowLeft'")
@@ -135,11 +142,15 @@ class Experiment(BaseModel):
             return scenes
         return personal_order(scenes, f"{self.name}/{condition}/{participant_id}")
 
-    def env_config_for(self, condition: str | None) -> dict[str, Any]:
-        for c in self.conditions:
-            if c.name == condition:
-                return {**self.env_config, **c.env_config}
-        return dict(self.env_config)
+    def game(self, condition: str | None, scene_id: str | None = None) -> GameSpec:
+        """A game scene as the condition plays it; without a scene id, its first game."""
+        if scene_id is None:
+            scene_id = next(s.id for s in self.scenes_for(condition) if s.type == "game")
+        key = (condition if any(c.name == condition for c in self.conditions) else None, scene_id)
+        return self.games[key]
+
+    def games_for(self, condition: str | None) -> list[GameSpec]:
+        return [self.game(condition, s.id) for s in self.scenes_for(condition) if s.type == "game"]
 
     @model_validator(mode="after")
     def _scenes(self) -> Experiment:
@@ -150,18 +161,26 @@ class Experiment(BaseModel):
         return self
 
     @model_validator(mode="after")
-    def _start_key_not_a_control(self) -> Experiment:
-        if not self.auto_start and self.start_key in self.controls:
-            raise ValueError(f"start_key {self.start_key!r} is also a game control")
+    def _resolve_games(self) -> Experiment:
+        games = {}
+        for condition in [None, *self.conditions]:
+            name = condition.name if condition is not None else None
+            for scene in self.scenes_for(name):
+                if scene.type == "game":
+                    games[(name, scene.id)] = resolve_game(self, scene, condition)
+        for c in self.conditions:
+            paths = {s.id for s in self.scenes_for(c.name)}
+            unknown = sorted(set(c.overrides) - {i for i in paths if (c.name, i) in games})
+            if unknown:
+                raise ValueError(f"condition {c.name!r}: overrides name no game scene of its path: "
+                                 + ", ".join(map(repr, unknown)))
+        self.games = games
         return self
 
     @property
     def is_multiplayer(self) -> bool:
-        return len(self.players) > 1
-
-    @property
-    def env_path(self) -> Path:
-        return self.env if self.env.is_absolute() else self.directory / self.env
+        """Some game of the study has more than one player (the page needs the game clock)."""
+        return any(g.is_multiplayer for g in self.games.values())
 
 
 def _format(path: Path, exc: ValidationError) -> str:
@@ -169,7 +188,8 @@ def _format(path: Path, exc: ValidationError) -> str:
     for err in exc.errors():
         loc = ".".join(["EXPERIMENT", *(str(p) for p in err["loc"])])
         got = f" (got {err['input']!r})" if "input" in err and not isinstance(err["input"], dict) else ""
-        lines.append(f"{path}: {loc}: {err['msg']}{got}")
+        message = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {loc}: {message}{got}" if err["loc"] else f"{path}: {message}")
     return "\n".join(lines)
 
 
@@ -203,7 +223,21 @@ def load_experiment(path: Path) -> Experiment:
         exp = Experiment.model_validate(data)
     except ValidationError as exc:
         raise ExperimentError(_format(path, exc)) from None
-    exp.env_source = check_env_source(exp.env_path)
+    sources: dict[Path, str] = {}
+    for spec in exp.games.values():
+        if spec.env_path not in sources:
+            try:
+                sources[spec.env_path] = check_env_source(spec.env_path)
+            except ExperimentError as exc:
+                raise ExperimentError(f"{path}: scene {spec.scene_id!r}: env {spec.env_rel!r}: {exc}") \
+                    from None
+        spec.env_source = sources[spec.env_path]
+    try:
+        exp.env_files = experiment_files(exp.directory)
+        for spec in exp.games.values():
+            check_players(spec, exp.directory)
+    except GameSpecError as exc:
+        raise ExperimentError(f"{path}: {exc}") from None
     return exp
 
 

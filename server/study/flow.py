@@ -10,6 +10,8 @@ from typing import Any
 from protocol.scenes import next_scene
 from server.data.storage import Store
 from server.study.experiment import Experiment
+from server.study.games import games_config
+from server.study.packages import PackageSource
 from server.study.scenes import Survey
 from server.transport.events import Hello, SceneDone
 from server.transport.sockets import Rejected, SocketHandlers
@@ -39,8 +41,10 @@ def check_answers(survey: Survey, answers: dict[str, Any] | None) -> dict[str, A
 
 
 class Flow:
-    def __init__(self, sockets: SocketHandlers, store: Store, experiments: dict[str, Experiment]):
+    def __init__(self, sockets: SocketHandlers, store: Store, experiments: dict[str, Experiment],
+                 packages: PackageSource):
         self.store = store
+        self.packages = packages
         self.experiments = experiments
         self.assigning = asyncio.Lock()  # count-then-assign must not interleave
         sockets.register("hello", Hello, self.hello)
@@ -57,9 +61,11 @@ class Flow:
         if p.stream is not None:
             await self.store.add_session(pid, exp.name, p.stream, p.client)
         index, outcome = await self.store.get_progress(pid, exp.name)
-        return {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
-                "env_config": exp.env_config_for(condition),
-                "scenes": [s.model_dump() for s in exp.scenes_for(condition, pid)]}
+        reply = {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
+                 "scenes": [s.model_dump(mode="json") for s in exp.scenes_for(condition, pid)]}
+        if condition is not None:  # the page holds the games of the experiment's own path
+            reply["games"] = games_config(exp, condition, self.packages.current())
+        return reply
 
     async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:
         exp = self.experiments[session["experiment"]]

@@ -1,12 +1,13 @@
 """The participant's path through a study: an ordered list of scenes. Each is a plain
-dict in the experiment file, e.g. ``{"type": "consent", "html": "..."}``; the game scene
-plays the experiment's env with its top-level settings."""
+dict in the experiment file, e.g. ``{"type": "consent", "html": "..."}``; a game scene
+plays an env, with its own settings or the experiment's top-level ones."""
 
 from __future__ import annotations
 
 import hashlib
 import random
-from typing import Annotated, Literal
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import markdown
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -49,7 +50,28 @@ class Instructions(SceneBase):
 
 
 class Game(SceneBase):
+    """A game block. Every key left out comes from the experiment's top-level key of the
+    same name (server/study/games.py), so a one-game experiment needs none of them."""
+
     type: Literal["game"]
+    env: Path | None = None
+    env_config: dict[str, Any] | None = None
+    players: list[str] | None = Field(default=None, min_length=1, max_length=16)
+    episodes: int = Field(1, ge=1, le=1000)
+    max_steps: int | None = Field(default=None, ge=1)
+    time_limit: float | None = Field(default=None, gt=0)  # seconds for the whole scene
+    fps: int | None = Field(default=None, ge=1, le=120)
+    controls: dict[str, Any] | None = Field(default=None, min_length=1)
+    default_action: Any = None
+    start_key: str | None = None
+    auto_start: bool | None = None
+    instructions: str | None = None
+    multiplayer: dict[str, Any] | None = None  # keys refining the experiment's multiplayer settings
+    # shown after every episode but the last; {episode} {episodes} {score} {key} are filled in
+    between_episodes: str = "Episode {episode} of {episodes} done: score {score}. Press {key} for the next."
+    auto_advance: float | None = Field(default=None, ge=0)  # seconds before the next episode starts by itself
+    # a multiplayer scene right after another keeps the same partners unless rematch is true
+    rematch: bool = False
 
 
 class Question(BaseModel):

@@ -40,6 +40,8 @@ class EpisodeStart(Sequenced):
     episode_id: str = ID
     seed: int | None = Field(default=None, ge=-INT64, le=INT64)
     client: dict[str, Any] = {}
+    scene_id: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,40}$")
+    episode_index: int | None = Field(default=None, ge=0, le=100_000)
 
 
 # The hot path (every step of every participant) is validated by msgspec, not pydantic:
@@ -91,6 +93,8 @@ class NetShape(Strict):
 class MpJoin(Strict):
     episode_id: str = ID
     net: NetShape | None = None
+    # the game scene joined (a waiting room per scene); None: the study's first game
+    scene: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,40}$")
 
 
 def _input_pairs(value: list[list[Any]]) -> list[list[Any]]:

@@ -201,7 +201,8 @@ class SocketHandlers:
         if owner is not None and owner != session["participant_id"]:
             raise Rejected("episode id already used", "spoof")
         await self.store.start_episode(payload.episode_id, session["participant_id"],
-                                       session["experiment"], payload.seed, payload.client)
+                                       session["experiment"], payload.seed, payload.client,
+                                       payload.scene_id, payload.episode_index)
         return {"ok": True, "episode_id": payload.episode_id}
 
     async def steps(self, sid: str, session: dict, payload: StepBatch) -> dict:

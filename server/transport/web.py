@@ -11,6 +11,7 @@ from quart import Quart, Response, abort, current_app, redirect, render_template
 
 from server.settings import ROOT
 from server.study.experiment import Experiment
+from server.study.games import games_config
 from server.study.packages import PKG_ROUTE, PackageConfigError, PackageSource, ResolvedPackages
 
 for _ext, _type in {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
@@ -45,29 +46,23 @@ def pyscript_configs(vendor_prefix: str) -> dict[str, str]:
 
 
 def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> dict:
-    """Everything the page needs, embedded in the page itself (one request fewer)."""
+    """Everything the page needs, embedded in the page itself (one request fewer). The
+    games are those of the experiment's own path; the server's hello replaces them with
+    the participant's condition's when the experiment has conditions."""
+    multiplayer = [g for g in exp.games.values() if g.is_multiplayer]
     return {
         "experiment": exp.name,
         "title": exp.title or exp.name,
-        "instructions": exp.instructions,
-        "players": exp.players,
-        "fps": exp.fps,
-        "max_steps": exp.max_steps,
-        "seed": exp.seed,
-        "controls": exp.controls,
-        "default_action": exp.default_action,
-        "start_key": exp.start_key,
-        "auto_start": exp.auto_start,
         "upload_every": exp.upload_every,
+        "seed": exp.seed,
         "canvas": list(exp.canvas),
-        "env_config": exp.env_config,
-        "env_filename": exp.env_path.name,
-        "env_source": exp.env_source,
-        "packages": packages.entries,
+        "games": games_config(exp, None, packages),
         "timeouts_ms": {k.upper(): int(v * 1000) for k, v in exp.timeouts.model_dump().items()},
         "worker": worker,
         "asset_base": f"/x/{exp.name}/assets/",
-        "multiplayer": exp.multiplayer.model_dump(exclude={"network"}) if exp.is_multiplayer else None,
+        # snapshots kept by the worker: enough for the largest rollback window of any game
+        "ring_size": max([g.multiplayer.max_prediction + g.multiplayer.input_delay + 6
+                          for g in multiplayer], default=9),
     }
 
 
@@ -134,6 +129,15 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
     @app.get("/x/<name>/assets/<path:rel>")
     async def experiment_asset(name: str, rel: str):
         return await _send_within(experiment_or_404(name).directory / "assets", rel)
+
+    @app.get("/x/<name>/files/<path:rel>")
+    async def env_file(name: str, rel: str):
+        # only the files listed for the worker: never experiment.py (it may hold completion
+        # codes), pyscript.toml, wheels or anything outside the experiment folder
+        exp = experiment_or_404(name)
+        if rel not in {f.path for f in exp.env_files}:
+            abort(404)
+        return await _send_within(exp.directory, rel)
 
     @app.get("/config/<kind>.toml")
     async def pyscript_config(kind: str):

@@ -46,8 +46,8 @@ def test_valid_experiment_loads_with_env_relative_to_its_folder(tmp_path):
     exp = load_experiment(path)
     assert exp.name == "tapper"  # defaults to the folder name
     assert exp.title == "Tap" and exp.fps == 20
-    assert exp.env_path == tmp_path / "tapper" / "env.py"
-    assert exp.env_source == ENV_OK
+    assert exp.game(None).env_path == tmp_path / "tapper" / "env.py"
+    assert exp.game(None).env_source == ENV_OK
     assert exp.controls == VALID["controls"]
 
 
@@ -55,7 +55,7 @@ def test_absolute_env_path_is_kept(tmp_path):
     other = tmp_path / "shared_env.py"
     other.write_text(ENV_OK)
     exp = load_experiment(make(tmp_path, "abs", env_text=None, env=str(other)))
-    assert exp.env_path == other and exp.env_source == ENV_OK
+    assert exp.game(None).env_path == other and exp.game(None).env_source == ENV_OK
 
 
 @pytest.mark.parametrize("fields, field", [

@@ -437,4 +437,4 @@ def test_experiment_definition_is_valid():
     assert exp.start_key == "Enter" and exp.start_key not in exp.controls
     assert set(exp.controls.values()) <= set(ACTIONS)
     assert exp.default_action == "noop"
-    assert exp.env_source == SOURCE
+    assert exp.game(None).env_source == SOURCE

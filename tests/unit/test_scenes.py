@@ -97,9 +97,9 @@ def test_condition_assignment_is_balanced_and_sticky(tmp_path):
 def test_condition_env_config_overrides_the_experiment(tmp_path):
     exp = load_experiment(write_experiment(tmp_path, "c", env_config={"lives": 3, "speed": 1}, conditions=[
         {"name": "fast", "env_config": {"speed": 9}}, {"name": "slow"}]) / "experiment.py")
-    assert exp.env_config_for("fast") == {"lives": 3, "speed": 9}
-    assert exp.env_config_for("slow") == {"lives": 3, "speed": 1}
-    assert exp.env_config_for(None) == {"lives": 3, "speed": 1}
+    assert exp.game("fast").env_config == {"lives": 3, "speed": 9}
+    assert exp.game("slow").env_config == {"lives": 3, "speed": 1}
+    assert exp.game(None).env_config == {"lives": 3, "speed": 1}
     with pytest.raises(ExperimentError, match="condition names must be unique"):
         load_experiment(write_experiment(tmp_path, "d", conditions=[{"name": "a"}, {"name": "a"}])
                         / "experiment.py")
