@@ -10,6 +10,10 @@ def normalize(key):
 
 class ActionSelector:
     def __init__(self, controls, default_action):
+        self.configure(controls, default_action)
+
+    def configure(self, controls, default_action):
+        """A new game scene's keys (each scene may have its own); nothing held carries over."""
         self.controls = {}
         for key in controls:
             self.controls[normalize(key)] = controls[key]

@@ -15,37 +15,44 @@ def episode_seed(cfg):
     return int(js.Math.floor(js.Math.random() * 2147483647))
 
 
-async def play_episode(cfg, channel, renderer, selector, outbox, ui):
+async def play_episode(game, episode_info, channel, ctx, ui, deadline=None):
+    """One single-player episode of a game scene; `deadline` (epoch ms) is the scene's
+    time limit: the episode stops there, its steps kept."""
+    cfg = ctx.cfg
     seed = episode_seed(cfg)
     episode_id = new_id()
-    outbox.put("episode_start", {"episode_id": episode_id, "seed": seed,
-                                 "client": {"worker": cfg["worker"], "fps": cfg["fps"]}})
-    uploader = Uploader(outbox, episode_id, cfg["upload_every"])
-    reset = await channel.request(m.RESET, {"seed": seed})
-    renderer.draw(reset["render"])
+    start = {"episode_id": episode_id, "seed": seed, "client": {"worker": cfg["worker"], "fps": game["fps"]}}
+    start.update(episode_info)
+    ctx.outbox.put("episode_start", start)
+    uploader = Uploader(ctx.outbox, episode_id, cfg["upload_every"])
+    reset = await channel.request(m.RESET, {"seed": seed, "slot": episode_info["scene_id"]})
+    ctx.renderer.draw(reset["render"])
     ui.set_stage("playing")
     ui.playing()
-    state = {"frame": 0, "total_reward": 0.0}
+    state = {"frame": 0, "total_reward": 0.0, "time_up": False}
     try:
-        await run_frames(cfg, channel, renderer, selector, uploader, ui, state)
+        await run_frames(game, channel, ctx.renderer, ctx.selector, uploader, ui, state, deadline)
     except Exception:
         # The env or worker failed: keep every step already taken, then report.
         await uploader.finish("error", state["frame"], state["total_reward"], timeout_ms=3000)
         raise
     frame = state["frame"]
     total_reward = state["total_reward"]
-    saved = await uploader.finish("completed", frame, total_reward)
+    saved = await uploader.finish("time_limit" if state["time_up"] else "completed", frame, total_reward)
     return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
 
 
-async def run_frames(cfg, channel, renderer, selector, uploader, ui, state):
-    players = cfg["players"]
-    frame_ms = 1000 / cfg["fps"]
+async def run_frames(game, channel, renderer, selector, uploader, ui, state, time_limit=None):
+    players = game["players"]
+    frame_ms = 1000 / game["fps"]
     deadline = now_ms()
     while True:
+        if time_limit is not None and now_ms() >= time_limit:
+            state["time_up"] = True
+            return
         actions = {}
         for player in players:
-            actions[player] = cfg["default_action"]
+            actions[player] = game["default_action"]
         actions[players[0]] = selector.action()
         t_client = now_ms()
         result = await channel.request(m.STEP, {"actions": actions})
@@ -59,7 +66,7 @@ async def run_frames(cfg, channel, renderer, selector, uploader, ui, state):
             "t_sent": result["t_sent"], "t_worker_start": result["t_worker_start"],
             "t_worker_end": result["t_worker_end"], "t_received": result["t_received"],
         })
-        if result["done"] or result["frame"] >= cfg["max_steps"]:
+        if result["done"] or result["frame"] >= game["max_steps"]:
             return
         deadline += frame_ms
         wait = deadline - now_ms()

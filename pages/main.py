@@ -106,21 +106,6 @@ def on_progress(msg):
         ui.progress(msg["message"], 90)
 
 
-async def wait_for_start(cfg, selector):
-    """Resolve when the participant presses the start key."""
-    start = cfg["start_key"]
-
-    def executor(resolve, reject):
-        def on_key(event):
-            if event.key == start:
-                event.preventDefault()
-                document.removeEventListener("keydown", on_key)
-                resolve(True)
-        document.addEventListener("keydown", on_key)
-
-    await js.Promise.new(executor)
-
-
 def bind_keyboard(selector):
     def down(event):
         if selector.key_down(event.key):
@@ -174,7 +159,9 @@ class Hello:
         return self.reply
 
 
-async def boot(cfg, socket, fatal, hello):
+async def boot(cfg, fatal):
+    """Pyodide, once per visit: the worker comes up and is told its settings. Each game
+    scene's env is then loaded into it by the GamePreparer (pages/games.py)."""
     window.addEventListener("py:progress", on_pyscript_progress)
     ui.progress("Loading Pyodide…", 5)
     transport = await find_transport(cfg["worker"])
@@ -183,24 +170,31 @@ async def boot(cfg, socket, fatal, hello):
     mark("worker-ready")
     log("env runtime ready:", ready["runtime"], "python", ready["python"])
     ui.progress("Starting Python…", 40)
-    mp = cfg["multiplayer"]
-    # snapshots the rollback may need: the prediction window plus input delay, with slack
-    ring = mp["max_prediction"] + mp["input_delay"] + 6 if mp else 9
-    await channel.request(m.INIT, {"options": {"ring_size": ring}})
+    # snapshots the rollback may need: the largest prediction window plus input delay, with slack
+    await channel.request(m.INIT, {"options": {"ring_size": cfg["ring_size"]}})
     ui.boot_stage("installing")
     ui.progress("Installing packages…", 50)
-    await channel.request(m.INSTALL_PACKAGES, {"packages": cfg["packages"]})
-    ui.progress("Loading environment…", 88)
-    env_config = (await hello.get())["env_config"]  # this participant's condition
-    ui.attr("condition", (await hello.get())["condition"] or "")
-    await channel.request(m.SET_GLOBALS, {"globals": {"env_config": env_config,
-                                                      "players": cfg["players"]}})
-    await channel.request(m.RUN_INIT_CODE, {"code": cfg["env_source"],
-                                            "filename": cfg["env_filename"]})
-    ui.progress("Ready", 100)
-    ui.boot_stage("booted")
-    mark("env-ready")
     return channel
+
+
+class Visit:
+    """What every scene of the visit shares: settings, socket, outbox, keyboard, canvas."""
+
+    def __init__(self, cfg, socket, outbox):
+        self.cfg = cfg
+        self.socket = socket
+        self.outbox = outbox
+        self.selector = None
+        self.renderer = None
+
+    def open_game(self, game):
+        from pages.controls import ActionSelector
+        from pages.renderer import CanvasRenderer
+
+        if self.selector is None:
+            self.selector = ActionSelector(game["controls"], game["default_action"])
+            self.renderer = CanvasRenderer(document.getElementById("canvas"), self.cfg["asset_base"])
+            bind_keyboard(self.selector)
 
 
 def on_uncaught(event):
@@ -209,21 +203,6 @@ def on_uncaught(event):
     if ui.stage not in ("done", "error"):
         reason = js_get(event, "reason") or js_get(event, "error") or js_get(event, "message")
         ui.error("unexpected page error: " + str(js.String(reason)))
-
-
-async def run_game(cfg, channel, socket, outbox, selector, renderer):
-    """The game scene: ready screen, start key, one episode. Returns its result."""
-    from pages.game import play_episode
-
-    ui.set_stage("ready")
-    if not cfg["auto_start"]:
-        ui.message(cfg["instructions"] or "Press Space to start.")
-        await wait_for_start(cfg, selector)
-    if cfg["multiplayer"]:
-        from pages.multiplayer import play_multiplayer
-
-        return await play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui)
-    return await play_episode(cfg, channel, renderer, selector, outbox, ui)
 
 
 def show_game_result(result):
@@ -253,19 +232,17 @@ def show_game_result(result):
         ui.message(text + ". Thank you!", True)
 
 
-async def run_scenes(cfg, socket, outbox, booting, ids, hello_box):
+async def run_scenes(visit, preparer, ids, hello):
     """Walk the participant through the study's scenes, from where the server says they are."""
     import pages.scenes as scenes
-    from pages.controls import ActionSelector
-    from pages.renderer import CanvasRenderer
+    from pages.games import play_scene
 
-    hello = await hello_box.get()
+    outbox = visit.outbox
     index = hello["scene_index"]
     plan = hello["scenes"]  # this participant's path (their condition may have its own)
     types = [s["type"] for s in plan]
     result = {"outcome": "already_completed"}
-    selector = None
-    renderer = None
+    preparer.prepare_next(plan, index - 1)  # the next game loads while earlier scenes show
     while index < len(plan):
         scene = plan[index]
         kind = scene["type"]
@@ -275,24 +252,24 @@ async def run_scenes(cfg, socket, outbox, booting, ids, hello_box):
             await scenes.end(scene, ui, ids)
             return None
         if kind == "game":
-            ui.enter_game()
-            channel = await booting
-            if selector is None:
-                selector = ActionSelector(cfg["controls"], cfg["default_action"])
-                renderer = CanvasRenderer(document.getElementById("canvas"), cfg["asset_base"])
-                bind_keyboard(selector)
-            result = await run_game(cfg, channel, socket, outbox, selector, renderer)
+            game = preparer.games[scene["id"]]
+            channel = await preparer.ready(scene["id"])
+            visit.open_game(game)
+            preparer.prepare_next(plan, index)
+            result = await play_scene(scene, game, channel, visit, ui)
             outcome = result.get("outcome", "completed")
             if outcome == "wait_timeout":
                 return result  # nothing more to do here: the fallback takes over
-        elif kind == "consent":
-            outcome, answers = await scenes.consent(scene, ui)
-            if outcome == "declined":
-                result = {"outcome": "declined", "message": scene["decline_message"]}
-        elif kind == "instructions":
-            outcome, answers = await scenes.instructions(scene, ui)
         else:
-            outcome, answers = await scenes.survey(scene, ui)
+            preparer.prepare_next(plan, index)
+            if kind == "consent":
+                outcome, answers = await scenes.consent(scene, ui)
+                if outcome == "declined":
+                    result = {"outcome": "declined", "message": scene["decline_message"]}
+            elif kind == "instructions":
+                outcome, answers = await scenes.instructions(scene, ui)
+            else:
+                outcome, answers = await scenes.survey(scene, ui)
         report = {"index": index, "scene_id": scene["id"], "outcome": outcome}
         if answers is not None:
             report["answers"] = answers
@@ -329,28 +306,36 @@ async def main():
                     new_stream_id(), show_saving)
     fatal = Fatal(outbox)
     try:
-        hello = Hello(socket, outbox)
-        booting = asyncio.create_task(boot(cfg, socket, fatal, hello))
+        hello_box = Hello(socket, outbox)
+        booting = asyncio.create_task(boot(cfg, fatal))
         # Game modules are compiled while the worker boots, in a task of their own, so
         # our main-thread start-up is never one long block.
         await sleep_ms(0)
         import pages.game  # noqa: F401
+        import pages.games  # noqa: F401
         import pages.renderer  # noqa: F401
+        from pages.games import GamePreparer
 
+        hello = await hello_box.get()
+        ui.attr("condition", hello["condition"] or "")
+        # the participant's condition may play its games with other settings
+        preparer = GamePreparer(booting, hello.get("games") or cfg["games"], cfg["experiment"], ui)
         search = js.URLSearchParams.new(window.location.search)
         if search.get("bench") == "1" or search.get("synctest") is not None:
-            channel = await booting
+            first = [s["id"] for s in hello["scenes"] if s["type"] == "game"][0]
+            channel = await preparer.ready(first)
+            game = preparer.games[first]
             if search.get("bench") == "1":
                 from pages.bench import run_channel_bench
 
-                await run_channel_bench(channel, cfg, ui)
+                await run_channel_bench(channel, game, ui)
             else:
                 from pages.synctest import run_in_page
 
-                await run_in_page(channel, cfg, ui, int(search.get("synctest")))
+                await run_in_page(channel, game, ui, int(search.get("synctest")))
             ui.set_stage("done")
             return
-        result = await run_scenes(cfg, socket, outbox, booting, ids, hello)
+        result = await run_scenes(Visit(cfg, socket, outbox), preparer, ids, hello)
     except WorkerError as exc:
         fatal(str(exc), exc.reply.get("traceback", ""))
         return

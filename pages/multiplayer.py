@@ -127,13 +127,15 @@ class RttMeter:
             await sleep_ms(RTT_EVERY_MS)
 
 
-async def play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui):
-    mp = cfg["multiplayer"]
+async def play_multiplayer(game, episode_info, channel, ctx, ui):
+    """One multiplayer episode of a game scene: matched in the scene's waiting room."""
+    cfg, socket, outbox, renderer, selector = ctx.cfg, ctx.socket, ctx.outbox, ctx.renderer, ctx.selector
+    mp = game["multiplayer"]
     events = RoomEvents(socket, ui)
     episode_id = new_id()
     ui.set_stage("waiting")
     ui.message("Waiting for partner…")
-    join = {"episode_id": episode_id}
+    join = {"episode_id": episode_id, "scene": episode_info["scene_id"]}
     net = url_network() if mp["network_from_url"] else None
     if net is not None:
         join["net"] = net
@@ -146,18 +148,20 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui)
                 "redirect": events.timed_out.get("redirect")}
     ui.attr("room", room["room"])
     ui.attr("player", room["player"])
-    outbox.put("episode_start", {"episode_id": episode_id, "seed": room["seed"], "client": {
-        "worker": cfg["worker"], "fps": cfg["fps"], "room": room["room"], "player": room["player"]}})
-    await channel.request(m.RESET, {"seed": room["seed"]})
+    start = {"episode_id": episode_id, "seed": room["seed"], "client": {
+        "worker": cfg["worker"], "fps": game["fps"], "room": room["room"], "player": room["player"]}}
+    start.update(episode_info)
+    outbox.put("episode_start", start)
+    await channel.request(m.RESET, {"seed": room["seed"], "slot": episode_info["scene_id"]})
     session = RollbackSession(room["players"], room["player"], input_delay=mp["input_delay"],
-                              max_prediction=mp["max_prediction"], default_input=cfg["default_action"],
-                              last_frame=cfg["max_steps"] - 1, hash_every=mp["hash_every"])
+                              max_prediction=mp["max_prediction"], default_input=game["default_action"],
+                              last_frame=game["max_steps"] - 1, hash_every=mp["hash_every"])
     await channel.request(m.BATCH, {"ops": session.start_ops()})
     events.session = session
     uploader = Uploader(outbox, episode_id, cfg["upload_every"])
     meter = RttMeter(socket)
     rtt_task = asyncio.create_task(meter.run())
-    clock = WorkerClock(1000 / cfg["fps"])
+    clock = WorkerClock(1000 / game["fps"])
     ui.attr("clock", await clock.start())
     watch_visibility(events, session, outbox, ui, episode_id)
     watcher = (lambda: lost_connection(events, ui),
@@ -166,7 +170,7 @@ async def play_multiplayer(cfg, channel, renderer, selector, socket, outbox, ui)
     ui.set_stage("playing")
     ui.playing()
     try:
-        outcome, total = await run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events,
+        outcome, total = await run_ticks(game, mp, channel, renderer, selector, socket, ui, session, events,
                                          uploader, meter, clock)
     finally:
         meter.running = False
@@ -211,9 +215,9 @@ def reward_of(result, player):
     return float(rewards.get(player, 0)) if isinstance(rewards, dict) else float(rewards)
 
 
-async def run_ticks(cfg, mp, channel, renderer, selector, socket, ui, session, events, uploader,
+async def run_ticks(game, mp, channel, renderer, selector, socket, ui, session, events, uploader,
                     meter, clock):
-    frame_ms = 1000 / cfg["fps"]
+    frame_ms = 1000 / game["fps"]
     focus_limit_ms = mp["focus_loss_timeout"] * 1000
     recent = []
     stalled_since = None

@@ -9,16 +9,40 @@ from protocol import messages as m
 from worker.env_host import EnvHost
 
 ASYNC_TYPES = (m.INIT, m.INSTALL_PACKAGES)
+MAIN_SLOT = "main"
+# Where an experiment's files are laid out in the worker's file system (one folder per
+# experiment, as in its experiments/ folder on the server).
+FILES_ROOT = "/home/pyodide/experiments"
 
 
 class Dispatcher:
-    def __init__(self, post, clock, installer=None, runtime="cpython"):
+    """One worker serves a whole visit: each game scene's env is loaded into a slot of its
+    own (SET_GLOBALS / RUN_INIT_CODE name it), so the next scene's env can be prepared while
+    the current one plays; RESET with a slot makes it the one STEP and BATCH drive."""
+
+    def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None):
         self.post = post
         self.clock = clock
         self.installer = installer
+        self.fetcher = fetcher  # async (url) -> bytes, for env files; None in CPython tests
         self.runtime = runtime
-        self.host = EnvHost()
+        self.hosts = {MAIN_SLOT: EnvHost()}
+        self.active = MAIN_SLOT
         self.options = {}
+        self.installed = set()  # package URLs installed during this visit
+        self.fetched = {}  # path in the worker's file system -> URL it was last written from
+
+    @property
+    def host(self):
+        return self.hosts[self.active]
+
+    def _slot(self, msg, create=False):
+        name = str(msg.get("slot") or MAIN_SLOT)
+        if name not in self.hosts:
+            if not create:
+                raise m.ProtocolError("no env slot " + repr(name) + " (send RUN_INIT_CODE for it first)")
+            self.hosts[name] = EnvHost(ring_size=self.hosts[MAIN_SLOT].ring_size)
+        return self.hosts[name]
 
     def send(self, msg):
         self.post(m.encode(msg))
@@ -33,7 +57,8 @@ class Dispatcher:
 
     def handle_text(self, text):
         """Handle one raw message. Returns a coroutine for requests that must await
-        (INIT, INSTALL_PACKAGES) — the caller schedules it — else None."""
+        (INIT, INSTALL_PACKAGES, RUN_INIT_CODE with files) — the caller schedules it —
+        else None."""
         started = self.clock()
         try:
             msg = m.decode(text)
@@ -43,7 +68,8 @@ class Dispatcher:
         if msg["type"] not in m.REQUESTS:
             self.send(m.error(msg["id"], "ProtocolError", "not a request: " + msg["type"]))
             return None
-        if msg["type"] in ASYNC_TYPES:
+        # RUN_INIT_CODE awaits only when it has files to fetch (an experiment's folder)
+        if msg["type"] in ASYNC_TYPES or (msg["type"] == m.RUN_INIT_CODE and msg.get("root") is not None):
             return self._run_async(msg, started)
         try:
             result = self._handle_sync(msg)
@@ -57,6 +83,8 @@ class Dispatcher:
         try:
             if msg["type"] == m.INIT:
                 result = self._init(msg)
+            elif msg["type"] == m.RUN_INIT_CODE:
+                result = await self._load_env(msg)
             else:
                 result = await self._install(msg)
         except Exception as exc:
@@ -80,28 +108,71 @@ class Dispatcher:
 
     def _init(self, msg):
         self.options = dict(msg.get("options") or {})
-        self.host.ring_size = int(self.options.get("ring_size", self.host.ring_size))
+        for host in self.hosts.values():
+            host.ring_size = int(self.options.get("ring_size", host.ring_size))
         return {"runtime": self.runtime, "python": sys.version.split()[0]}
 
     async def _install(self, msg):
-        packages = msg["packages"]
+        # a later scene lists the packages of the whole visit: install only the new ones
+        packages = [p for p in msg["packages"] if not p.get("url") or p["url"] not in self.installed]
         if not packages:
-            return {"installed": []}
+            return {"installed": [], "already": len(msg["packages"])}
         if self.installer is None:
             raise RuntimeError("this runtime cannot install packages")
         installed = await self.installer(packages, self.options, self.progress)
+        self.installed.update(p["url"] for p in packages)
         return {"installed": installed}
+
+    async def _load_env(self, msg):
+        """Lay the experiment's files out in the worker's file system (fetched once per
+        visit, again only when their content changed), then run the env's code from there:
+        its sibling modules import and its data files open as they do in CPython."""
+        base = FILES_ROOT + "/" + msg["root"]
+        files = msg.get("files") or []
+        for index, entry in enumerate(files):
+            await self._write_file(base + "/" + entry["path"], entry["url"])
+            self.progress("loading_env", "Loading environment files…", 0.9 + 0.05 * (index + 1) / len(files))
+        filename = base + "/" + msg.get("filename", "env.py")
+        self._write_text(filename, msg["code"])
+        env_dir = filename.rsplit("/", 1)[0]
+        return self._run_env(msg, filename, [env_dir] if env_dir == base else [env_dir, base])
+
+    def _run_env(self, msg, filename, search_path=()):
+        self.progress("loading_env", "Loading environment…", 0.95)
+        name = str(msg.get("slot") or MAIN_SLOT)
+        self._slot(msg, create=True).load(msg["code"], filename, search_path=search_path)
+        if self.host.env is None:  # the visit's first env is the one played until a RESET says otherwise
+            self._activate(name)
+        return {"loaded": True, "slot": name}
+
+    async def _write_file(self, path, url):
+        if self.fetched.get(path) == url:
+            return
+        if self.fetcher is None:
+            raise RuntimeError("this runtime cannot fetch env files")
+        data = await self.fetcher(url)
+        _make_dirs(path)
+        with open(path, "wb") as fh:
+            fh.write(data)
+        self.fetched[path] = url
+
+    def _write_text(self, path, text):
+        _make_dirs(path)
+        with open(path, "w") as fh:
+            fh.write(text)
+        self.fetched.pop(path, None)
 
     def _handle_sync(self, msg):
         kind = msg["type"]
         if kind == m.SET_GLOBALS:
-            self.host.set_globals(msg["globals"])
+            self._slot(msg, create=True).set_globals(msg["globals"])
             return {"names": sorted(msg["globals"])}
         if kind == m.RUN_INIT_CODE:
-            self.progress("loading_env", "Loading environment…", 0.9)
-            self.host.load(msg["code"], msg.get("filename", "env.py"))
-            return {"loaded": True}
+            return self._run_env(msg, msg.get("filename", "env.py"))
         if kind == m.RESET:
+            if msg.get("slot") is not None:
+                self._slot(msg)  # it must have been loaded
+                self._activate(str(msg["slot"]))
             return self.host.reset(msg.get("seed"), render=msg.get("render", True))
         if kind == m.STEP:
             return self.host.step(msg["actions"], render=msg.get("render", True),
@@ -109,3 +180,16 @@ class Dispatcher:
         if kind == m.BATCH:
             return {"results": self.host.run_batch(msg["ops"])}
         raise m.ProtocolError("unhandled request " + kind)
+
+    def _activate(self, name):
+        """Make slot `name` the one played; the scene before it is over, so its env goes."""
+        if name != self.active:
+            self.hosts.pop(self.active, None)
+            self.active = name
+
+
+def _make_dirs(path):
+    import os
+
+    folder = path.rsplit("/", 1)[0]
+    os.makedirs(folder, exist_ok=True)

@@ -11,7 +11,7 @@ import js
 from pyodide.ffi import create_proxy
 
 from worker.dispatcher import Dispatcher
-from worker.packages import install_packages
+from worker.packages import absolute_url, install_packages
 
 
 def clock():
@@ -39,7 +39,17 @@ def _post(text):
     _endpoint.postMessage(text)
 
 
-dispatcher = Dispatcher(_post, clock, installer=install_packages,
+async def fetch_bytes(url):
+    """An env file from our own origin (a blob-URL worker cannot resolve a relative URL)."""
+    from pyodide.http import pyfetch
+
+    response = await pyfetch(absolute_url(url, str(js.location.origin)))
+    if not response.ok:
+        raise RuntimeError("could not load " + url + ": HTTP " + str(response.status))
+    return await response.bytes()
+
+
+dispatcher = Dispatcher(_post, clock, installer=install_packages, fetcher=fetch_bytes,
                         runtime="pyodide-worker" if IN_WORKER else "pyodide-main")
 
 

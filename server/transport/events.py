@@ -73,7 +73,7 @@ class StepBatch(msgspec.Struct, forbid_unknown_fields=True):
 
 class EpisodeEnd(Sequenced):
     episode_id: str = ID
-    status: Literal["completed", "error", "abandoned"]
+    status: Literal["completed", "error", "abandoned", "time_limit"]
     frames: int = Field(ge=0, le=10_000_000)
     total_reward: float = 0.0
 
