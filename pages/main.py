@@ -212,7 +212,11 @@ def show_game_result(result):
     if outcome == "wait_timeout":
         if result.get("redirect"):
             window.location.href = result["redirect"]
-        ui.message(result["message"])
+        text = result["message"]
+        if result.get("completion_code"):  # partners who did not come back: partial pay
+            text += " Your completion code: " + result["completion_code"]
+            ui.attr("completion-code", result["completion_code"])
+        ui.message(text)
     elif outcome == "partner_left":
         left = result.get("partner_left") or {}
         text = left.get("message") or "Your partner left the game. Your data has been saved — thank you!"

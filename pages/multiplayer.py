@@ -145,7 +145,8 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui):
     room = await events.wait_for_room()
     if room is None:
         return {"outcome": "wait_timeout", "message": events.timed_out["message"],
-                "redirect": events.timed_out.get("redirect")}
+                "redirect": events.timed_out.get("redirect"),
+                "completion_code": events.timed_out.get("completion_code")}
     ui.attr("room", room["room"])
     ui.attr("player", room["player"])
     start = {"episode_id": episode_id, "seed": room["seed"], "client": {

@@ -41,7 +41,7 @@ class Dispatcher:
         if name not in self.hosts:
             if not create:
                 raise m.ProtocolError("no env slot " + repr(name) + " (send RUN_INIT_CODE for it first)")
-            self.hosts[name] = EnvHost(ring_size=self.hosts[MAIN_SLOT].ring_size)
+            self.hosts[name] = EnvHost(ring_size=int(self.options.get("ring_size", 9)))
         return self.hosts[name]
 
     def send(self, msg):

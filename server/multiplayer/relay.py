@@ -13,7 +13,7 @@ from typing import Any
 from server.data.storage import Store
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.replay import replay
-from server.multiplayer.rooms import Matchmaker, Room, RoomError, Seat
+from server.multiplayer.rooms import Matchmaker, Room, RoomError, Seat, group_queue, room_key
 from server.study.experiment import Experiment
 from server.study.games import GameSpec, env_search_path
 from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
@@ -96,8 +96,24 @@ class Relay:
     # -- waiting room -----------------------------------------------------------------
     def _game(self, key: str) -> GameSpec:
         """The game scene a room (or a waiting room) plays, by its queue key."""
-        name, condition, scene = split_key(key)
+        name, condition, scene = split_key(room_key(key))
         return self.experiments[name].game(condition, scene)
+
+    def _partners(self, exp: Experiment, condition: str | None, pid: str, game: GameSpec) -> dict | None:
+        """The partners this participant must play with again: those of their last room, when
+        it was an earlier episode of this scene or the scene right before it on their path
+        (and the scene does not ask for a rematch)."""
+        last = self.mm.partners.get(pid)
+        if game.rematch or last is None or len(last[1]) != len(game.players):
+            return None
+        last_key, members = last
+        previous = split_key(last_key)[2]
+        if previous == game.scene_id:
+            return members
+        path = [s.id for s in exp.scenes_for(condition, pid)]
+        consecutive = previous in path and game.scene_id in path and \
+            path.index(game.scene_id) == path.index(previous) + 1
+        return members if consecutive else None
 
     async def join(self, sid: str, session: dict, p: MpJoin) -> dict:
         exp = self.experiments[session["experiment"]]
@@ -120,14 +136,17 @@ class Relay:
                            "ip_limit")
         seat = Seat(sid, session["participant_id"], p.episode_id, net, ip=ip)
         key = queue_key(exp.name, condition, game.scene_id)
+        group = self._partners(exp, condition, session["participant_id"], game)
+        queue = group_queue(key, group) if group else key
         try:
-            room = self.mm.join(key, seat, game.players, horizon=mp.input_delay + mp.max_prediction + 90)
+            room = self.mm.join(key, seat, game.players, horizon=mp.input_delay + mp.max_prediction + 90,
+                                group=group)
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
         if room is None:
-            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, key))
-            await self._announce_waiting(key)
-            return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(key)),
+            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, queue, bool(group)))
+            await self._announce_waiting(queue)
+            return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(queue)),
                     "size": len(game.players)}
         for s in room.seats.values():
             timer = self.wait_timers.pop(s.sid, None)
@@ -138,7 +157,7 @@ class Relay:
         for player, s in room.seats.items():
             await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
                                             "seed": room.seed, "token": s.token}, s.sid)
-        await self._announce_waiting(key)
+        await self._announce_waiting(queue)
         return {"ok": True, "status": "matched", "room": room.id}
 
     async def _announce_waiting(self, key: str) -> None:
@@ -147,13 +166,18 @@ class Relay:
         for seat in queue:
             await self._emit("waiting", {"count": len(queue), "size": size}, seat.sid)
 
-    async def _wait_timeout(self, sid: str, key: str) -> None:
+    async def _wait_timeout(self, sid: str, key: str, grouped: bool = False) -> None:
         mp = self._game(key).multiplayer
         await asyncio.sleep(mp.wait_timeout)
         self.wait_timers.pop(sid, None)
         if self.mm.leave_queue(sid):
-            await self._emit("wait_timeout", {"message": mp.wait_timeout_message,
-                                              "redirect": mp.wait_timeout_redirect}, sid)
+            if grouped:  # waiting for partners who did not come: the dropout policy's end
+                await self._emit("wait_timeout", {"message": mp.dropout_message, "redirect": None,
+                                                  "reason": "partner_left",
+                                                  "completion_code": mp.dropout_completion_code}, sid)
+            else:
+                await self._emit("wait_timeout", {"message": mp.wait_timeout_message,
+                                                  "redirect": mp.wait_timeout_redirect}, sid)
             await self._announce_waiting(key)
 
     # -- play -------------------------------------------------------------------------

@@ -112,6 +112,15 @@ class Room:
         return None
 
 
+def group_queue(key: str, group: dict[str, str]) -> str:
+    """The waiting room of one group of partners (they play the next room together)."""
+    return key + "#" + ",".join(sorted(group))
+
+
+def room_key(queue: str) -> str:
+    return queue.split("#", 1)[0]
+
+
 class Matchmaker:
     """Fills rooms in arrival order, one queue per experiment."""
 
@@ -119,23 +128,36 @@ class Matchmaker:
         self.queues: dict[str, list[Seat]] = {}
         self.rooms: dict[str, Room] = {}
         self.room_of_sid: dict[str, str] = {}
+        # participant -> (key of their last room, {participant: player} of its seats), so the
+        # next episode or the next multiplayer scene can bring the same partners together
+        self.partners: dict[str, tuple[str, dict[str, str]]] = {}
 
     def waiting(self, experiment: str) -> list[Seat]:
         return self.queues.get(experiment, [])
 
-    def join(self, experiment: str, seat: Seat, players: list[str], horizon: int) -> Room | None:
-        if seat.sid in self.room_of_sid or any(s.sid == seat.sid for s in self.waiting(experiment)):
+    def join(self, experiment: str, seat: Seat, players: list[str], horizon: int,
+             group: dict[str, str] | None = None) -> Room | None:
+        """Queue a seat for a room of `experiment` (the room key). With `group` (participant ->
+        player of an earlier room), the seat waits for exactly those partners, each given its
+        earlier player id back; otherwise the first arrivals fill the room."""
+        queue_name = group_queue(experiment, group) if group else experiment
+        if seat.sid in self.room_of_sid or any(s.sid == seat.sid for s in self.waiting(queue_name)):
             raise RoomError("already waiting or playing")
-        queue = self.queues.setdefault(experiment, [])
+        queue = self.queues.setdefault(queue_name, [])
         queue.append(seat)
         if len(queue) < len(players):
             return None
-        taken, self.queues[experiment] = queue[: len(players)], queue[len(players):]
+        taken, self.queues[queue_name] = queue[: len(players)], queue[len(players):]
+        if group:  # everyone back in the seat they had
+            taken.sort(key=lambda s: players.index(group[s.participant_id])
+                       if group.get(s.participant_id) in players else len(players))
         room = Room(id=secrets.token_hex(8), experiment=experiment, seed=secrets.randbelow(2**31),
                     players=list(players), seats=dict(zip(players, taken, strict=True)), horizon=horizon)
         self.rooms[room.id] = room
+        members = {s.participant_id: p for p, s in room.seats.items()}
         for s in taken:
             self.room_of_sid[s.sid] = room.id
+            self.partners[s.participant_id] = (experiment, members)
         return room
 
     def leave_queue(self, sid: str) -> str | None:
