@@ -92,7 +92,14 @@ class EnvHost:
         use_search_path(search_path)
         namespace = {"__name__": "coplay_env", "__file__": filename}
         namespace.update(self.globals)
-        exec(compile(code, filename, "exec"), namespace)
+        # no __pycache__ in the researcher's folders: a module rewritten within the same
+        # second at the same size would otherwise come back from its stale bytecode
+        writes_bytecode = sys.dont_write_bytecode
+        sys.dont_write_bytecode = True
+        try:
+            exec(compile(code, filename, "exec"), namespace)
+        finally:
+            sys.dont_write_bytecode = writes_bytecode
         factory = namespace.get("create_env")
         if not callable(factory):
             raise EnvContractError(filename + " must define create_env(config) returning the env")

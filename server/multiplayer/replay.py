@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from worker.env_host import EnvHost
+from worker.env_host import EnvHost, forget_search_path
 
 
 def replay(env_source: str, env_config: dict, players: list[str], seed: int,
@@ -17,7 +17,15 @@ def replay(env_source: str, env_config: dict, players: list[str], seed: int,
     end_frame, which is snapshot end_frame + 1 on the clients)."""
     host = EnvHost(ring_size=1)
     host.set_globals({"env_config": env_config, "players": players})
-    host.load(env_source, filename, search_path=search_path or [])
+    try:
+        host.load(env_source, filename, search_path=search_path or [])
+        return _run(host, players, seed, inputs, end_frame, default_action, trajectory)
+    finally:  # the next replay (another env, or this one edited) imports afresh
+        forget_search_path(search_path or [])
+
+
+def _run(host: EnvHost, players: list[str], seed: int, inputs: dict[str, dict[int, Any]], end_frame: int,
+         default_action: Any, trajectory: bool) -> dict:
     host.reset(seed=seed, render=False)
     steps = []
     for frame in range(end_frame + 1):

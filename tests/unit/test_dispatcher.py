@@ -10,6 +10,7 @@ import pytest
 
 from protocol import messages as m
 from worker.dispatcher import Dispatcher
+from worker.env_host import forget_search_path
 
 ROOT = Path(__file__).resolve().parents[2]
 CATCH_SOURCE = (ROOT / "experiments" / "catch" / "env.py").read_text()
@@ -216,3 +217,61 @@ def test_install_packages_uses_installer_and_forwards_progress():
     assert progress["type"] == m.PROGRESS and progress["fraction"] == 0.5
     assert done["type"] == m.INIT_COMPLETE and done["installed"] == ["six"]
     assert seen == [([{"name": "six", "url": "/six.whl"}], {"ring_size": 4})]
+
+
+def test_each_scene_env_in_its_own_slot_the_next_prepared_while_one_plays(tmp_path, monkeypatch):
+    """One worker for the visit: the second scene's env (a multi-file env laid out from its
+    experiment's files) loads while the first one plays; RESET with its slot switches."""
+    root = ROOT / "experiments" / "study" / "maze"
+    served = {f"/files/{p.name}": p.read_bytes() for p in root.iterdir() if p.is_file()}
+    served.update({f"/files/maps/{p.name}": p.read_bytes() for p in (root / "maps").iterdir()})
+    fetched = []
+
+    async def fetcher(url):  # the files as the server serves them
+        fetched.append(url)
+        return served[url]
+
+    import worker.dispatcher as d
+
+    monkeypatch.setattr(d, "FILES_ROOT", str(tmp_path))  # the worker's file system root: a temp folder
+    worker = Worker()
+    worker.dispatcher.fetcher = fetcher
+    worker.request(1, m.SET_GLOBALS, slot="catch", globals={"env_config": {}})
+    worker.request(2, m.RUN_INIT_CODE, slot="catch", code=CATCH_SOURCE)
+    worker.request(3, m.RESET, slot="catch", seed=1)
+    assert worker.last()["type"] == m.RESET_RESULT
+    files = [{"path": "maze/" + p, "url": "/files/" + p}
+             for p in ("rules.py", "maps/open.txt", "maps/small.txt")]
+    worker.request(4, m.SET_GLOBALS, slot="maze", globals={"env_config": {"map": "open.txt"}})
+    asyncio.run(worker.request(5, m.RUN_INIT_CODE, slot="maze", code=served["/files/env.py"].decode(),
+                               filename="maze/env.py", files=files, root="study"))
+    assert worker.last()["type"] == m.INIT_COMPLETE, worker.last()
+    worker.request(6, m.STEP, actions={"p0": "left"})  # still the catch env
+    assert "pos" not in worker.last()["info"]
+    worker.request(7, m.RESET, slot="maze", seed=1)
+    worker.request(8, m.STEP, actions={"p0": "right"})
+    assert worker.last()["info"] == {"pos": [2, 1]}
+    assert sorted(worker.dispatcher.hosts) == ["maze"]  # the finished scene's env is gone
+    # a later load of the same files fetches nothing again
+    asyncio.run(worker.request(9, m.RUN_INIT_CODE, slot="maze2", code=served["/files/env.py"].decode(),
+                               filename="maze/env.py", files=files, root="study"))
+    assert len(fetched) == 3
+    (tmp_path / "study" / "maze" / "rules.py").read_text()  # laid out like the experiment folder
+    forget_search_path([str(tmp_path / "study" / "maze"), str(tmp_path / "study")])
+
+
+def test_install_packages_installs_only_what_the_visit_does_not_have():
+    calls = []
+
+    async def installer(packages, options, progress):
+        calls.append([p["name"] for p in packages])
+        return [p["name"] for p in packages]
+
+    worker = Worker(installer=installer)
+    a = {"name": "a", "url": "/pkgs/a.whl"}
+    b = {"name": "b", "url": "/pkgs/b.whl"}
+    asyncio.run(worker.request(1, m.INSTALL_PACKAGES, packages=[a]))
+    asyncio.run(worker.request(2, m.INSTALL_PACKAGES, packages=[a, b]))
+    asyncio.run(worker.request(3, m.INSTALL_PACKAGES, packages=[a, b]))
+    assert calls == [["a"], ["b"]]
+    assert worker.last()["installed"] == [] and worker.last()["already"] == 2

@@ -260,3 +260,35 @@ def test_checkpoint_frames_are_independent():
     assert report == {"frame": 30, "hashes": {"p0": "1111111111111111", "p1": "ffffffffffffffff"}}
     assert room.desyncs == [report]
     assert list(room.checkpoints) == [90]  # only the frame p0 has not reported yet
+
+
+def test_partners_reform_their_room_in_their_seats_whatever_the_arrival_order():
+    mm = Matchmaker()
+    seats = [seat(i) for i in range(4)]
+    first = [mm.join("exp/a", s, PLAYERS, HORIZON) for s in seats]
+    rooms = [r for r in first if r is not None]
+    assert [{p: s.participant_id for p, s in r.seats.items()} for r in rooms] == [
+        {"p0": "part-0", "p1": "part-1"}, {"p0": "part-2", "p1": "part-3"}]
+    for r in rooms:
+        mm.close(r)
+    # the next episode: they come back in another order, and in new sockets
+    again = {}
+    for n in (3, 0, 2, 1):
+        back = Seat(sid=f"new-{n}", participant_id=f"part-{n}", episode_id=f"ep2-{n}", net={})
+        group = mm.partners[f"part-{n}"][1]
+        room = mm.join("exp/b", back, PLAYERS, HORIZON, group=group)
+        if room is not None:
+            again[room.id] = {p: s.participant_id for p, s in room.seats.items()}
+    assert sorted(again.values(), key=lambda r: r["p0"]) == [
+        {"p0": "part-0", "p1": "part-1"}, {"p0": "part-2", "p1": "part-3"}]
+    assert all(r.experiment == "exp/b" for r in mm.rooms.values())
+
+
+def test_a_group_waits_only_for_its_own_members():
+    mm = Matchmaker()
+    group = {"part-0": "p0", "part-1": "p1"}
+    assert mm.join("exp", seat(0), PLAYERS, HORIZON, group=group) is None
+    assert mm.join("exp", seat(5), PLAYERS, HORIZON) is None  # a stranger waits apart
+    assert mm.waiting("exp") == [mm.waiting("exp")[0]] and mm.waiting("exp")[0].sid == "sid-5"
+    room = mm.join("exp", seat(1), PLAYERS, HORIZON, group=group)
+    assert room is not None and {s.sid for s in room.seats.values()} == {"sid-0", "sid-1"}
