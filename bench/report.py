@@ -78,6 +78,7 @@ def markdown(results: dict) -> str:
                          f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
                          f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
+    lines += _scenes_lines(results.get("scenes"))
     return "\n".join(lines)
 
 
@@ -110,6 +111,20 @@ def _scale_lines(scale: dict | None) -> list[str]:
               f"the CPU per input measured at the largest load within target: Coplay {proj.get('coplay')}, "
               f"bare python-socketio relay {proj.get('baseline')}."]
     return lines
+
+
+def _scenes_lines(sc: dict | None) -> list[str]:
+    if not sc:
+        return []
+    return ["", "**Game scenes** — one Pyodide per visit (`catch`, then the multi-file maze)", "",
+            "| a game scene's start → its first frame drawn, median ms (runs) | value | target |",
+            "|---|---:|---|",
+            f"| first game of the visit (navigation → playable: Pyodide boots) | {sc['first']['median']:g} "
+            f"({', '.join(f'{v:g}' for v in sc['first']['runs'])}) | |",
+            f"| later game, its env prepared during the scene before | {sc['later']['median']:g} "
+            f"({', '.join(f'{v:g}' for v in sc['later']['runs'])}) | ≤ 150 |",
+            f"| baseline: the same later game on a page of its own (navigation → playable) | "
+            f"{sc['later_own_page']['median']:g} ({', '.join(f'{v:g}' for v in sc['later_own_page']['runs'])}) | |"]
 
 
 def _fuzz_lines(fz: dict | None) -> list[str]:

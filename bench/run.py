@@ -12,6 +12,8 @@ Scale (issue 6): two-player rooms on one process at 30 Hz vs a bare python-socke
 relay, and on two processes + Redis; relay p50/p99, CPU and memory per room, lost records.
 Fuzz (issue 6): a good room's relay latency with and without hostile clients, refusals/s,
 crashes.
+Scenes (issue 11): a game scene's start to playable, the visit's first game vs a later one
+prepared in the same worker during the scene before it, vs that game on a page of its own.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench import foundation, fuzz, ingest, load, multiplayer
+from bench import foundation, fuzz, ingest, load, multiplayer, scenes
 from bench.common import machine
 from bench.report import plot, update_readme
 from server.vendor import versions
@@ -34,7 +36,7 @@ from tests.servers import ROOT, start_server, write_experiment, write_kitchen
 OUT = Path(__file__).resolve().parent
 
 
-SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz")
+SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -48,6 +50,8 @@ def browser_sections(args, work: Path, results: dict) -> None:
             if "foundation" in args.sections:
                 results["figures"] = foundation.run(browser, server.url + "/x/catch", args.runs)
                 results["runs_per_mode"] = args.runs
+            if "scenes" in args.sections:
+                results["scenes"] = scenes.run(browser, work, args.runs)
             if "multiplayer" in args.sections:
                 mp = {"rollback_batch_ms": multiplayer.rollback_batches(browser, server.url + "/x/kitchen"),
                       "rollback_rate": multiplayer.rollback_rates(browser, server),
@@ -84,7 +88,7 @@ def main() -> int:
     path = OUT / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     work = Path(tempfile.mkdtemp(prefix="coplay-bench-"))
-    if {"foundation", "multiplayer"} & set(args.sections):
+    if {"foundation", "multiplayer", "scenes"} & set(args.sections):
         browser_sections(args, work, results)
     if "ingest" in args.sections:
         results["ingest"] = ingest.run()
@@ -110,7 +114,7 @@ def main() -> int:
                     "relay.relay_one_way_ms.p99": "<= 2 (overhead)",
                     "ingest.socketio_max.records_per_s": ">= 50000",
                     "scale.max_rooms_within_target": ">= 100 (relay p99 <= 20 ms, 0 lost)",
-                    "fuzz.crashes": "0"},
+                    "fuzz.crashes": "0", "scenes.later.median": "<= 150 ms"},
     })
     path.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, OUT / "results.png")

@@ -4,7 +4,7 @@ frame."""
 
 import js
 
-from pages.jsbridge import new_id, now_ms, sleep_ms
+from pages.jsbridge import mark, new_id, now_ms, sleep_ms
 from pages.outbox import Uploader
 from protocol import messages as m
 
@@ -27,6 +27,8 @@ async def play_episode(game, episode_info, channel, ctx, ui, deadline=None):
     uploader = Uploader(ctx.outbox, episode_id, cfg["upload_every"])
     reset = await channel.request(m.RESET, {"seed": seed, "slot": episode_info["scene_id"]})
     ctx.renderer.draw(reset["render"])
+    if episode_info["episode_index"] == 0:
+        mark("scene-first-frame:" + episode_info["scene_id"])  # what the participant sees
     ui.set_stage("playing")
     ui.playing()
     state = {"frame": 0, "total_reward": 0.0, "time_up": False}
