@@ -144,10 +144,14 @@ class Relay:
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
         if room is None:
-            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, queue, bool(group)))
+            self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, queue, group))
             await self._announce_waiting(queue)
             return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(queue)),
                     "size": len(game.players)}
+        await self._start_room(room, queue)
+        return {"ok": True, "status": "matched", "room": room.id}
+
+    async def _start_room(self, room: Room, queue: str) -> None:
         for s in room.seats.values():
             timer = self.wait_timers.pop(s.sid, None)
             if timer is not None:
@@ -155,10 +159,10 @@ class Relay:
         self.stats["rooms_started"] += 1
         await self.store.save_room(room_record(room))
         for player, s in room.seats.items():
-            await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
-                                            "seed": room.seed, "token": s.token}, s.sid)
+            if not s.stand_in:
+                await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
+                                                "seed": room.seed, "token": s.token}, s.sid)
         await self._announce_waiting(queue)
-        return {"ok": True, "status": "matched", "room": room.id}
 
     async def _announce_waiting(self, key: str) -> None:
         queue = self.mm.waiting(key)
@@ -166,12 +170,26 @@ class Relay:
         for seat in queue:
             await self._emit("waiting", {"count": len(queue), "size": size}, seat.sid)
 
-    async def _wait_timeout(self, sid: str, key: str, grouped: bool = False) -> None:
-        mp = self._game(key).multiplayer
+    async def _wait_timeout(self, sid: str, key: str, group: dict[str, str] | None = None) -> None:
+        game = self._game(key)
+        mp = game.multiplayer
         await asyncio.sleep(mp.wait_timeout)
         self.wait_timers.pop(sid, None)
+        if group and mp.dropout == "stand_in" and any(s.sid == sid for s in self.mm.waiting(key)):
+            # partners who did not come back: stand-ins play their seats, as for a dropout
+            room = self.mm.start_with_stand_ins(key, group, game.players,
+                                                horizon=mp.input_delay + mp.max_prediction + 90)
+            await self._start_room(room, key)
+            for player, seat in room.seats.items():
+                if seat.stand_in:
+                    self.stats["stand_ins"] += 1
+                    await self.store.add_event(seat.participant_id, None, "stand_in",
+                                               {"room": room.id, "player": player, "from_frame": 0,
+                                                "reason": "did not come back"})
+                    await self._tell_peers(room, player, "partner_replaced", {"player": player})
+            return
         if self.mm.leave_queue(sid):
-            if grouped:  # waiting for partners who did not come: the dropout policy's end
+            if group:  # waiting for partners who did not come: the dropout policy's end
                 await self._emit("wait_timeout", {"message": mp.dropout_message, "redirect": None,
                                                   "reason": "partner_left",
                                                   "completion_code": mp.dropout_completion_code}, sid)
@@ -211,7 +229,8 @@ class Relay:
         """`player`'s inputs to everyone else in the room, as an ``input`` event."""
         message = {"player": player, "frame": frame, "inputs": inputs, "adv": adv}
         for seat in room.peers_of(player):
-            await self._deliver(seat, "input", message)
+            if not seat.stand_in:  # nobody's page behind it
+                await self._deliver(seat, "input", message)
 
     async def _deliver(self, seat: Seat, event: str, data: dict) -> None:
         """Relay to one seat, through its configured network shape. Nothing goes to a seat

@@ -117,6 +117,12 @@ def group_queue(key: str, group: dict[str, str]) -> str:
     return key + "#" + ",".join(sorted(group))
 
 
+def seat_rank(group: dict[str, str], players: list[str], pid: str) -> int:
+    """Where a returning partner sits: the seat they had (when the scene has that player id)."""
+    player = group.get(pid)
+    return players.index(player) if player in players else len(players)
+
+
 def room_key(queue: str) -> str:
     return queue.split("#", 1)[0]
 
@@ -149,8 +155,7 @@ class Matchmaker:
             return None
         taken, self.queues[queue_name] = queue[: len(players)], queue[len(players):]
         if group:  # everyone back in the seat they had
-            taken.sort(key=lambda s: players.index(group[s.participant_id])
-                       if group.get(s.participant_id) in players else len(players))
+            taken.sort(key=lambda s: seat_rank(group, players, s.participant_id))
         room = Room(id=secrets.token_hex(8), experiment=experiment, seed=secrets.randbelow(2**31),
                     players=list(players), seats=dict(zip(players, taken, strict=True)), horizon=horizon)
         self.rooms[room.id] = room
@@ -158,6 +163,23 @@ class Matchmaker:
         for s in taken:
             self.room_of_sid[s.sid] = room.id
             self.partners[s.participant_id] = (experiment, members)
+        return room
+
+    def start_with_stand_ins(self, queue_name: str, group: dict[str, str], players: list[str],
+                             horizon: int) -> Room:
+        """The partners who came are seated now; a stand-in takes each seat of a group
+        member who did not come back (the dropout policy ``stand_in``)."""
+        came = {s.participant_id: s for s in self.queues.pop(queue_name, [])}
+        template = next(iter(came.values()))
+        members = sorted(group, key=lambda pid: seat_rank(group, players, pid))
+        seats = [came.get(pid) or Seat(f"stand-in:{secrets.token_hex(6)}", pid, f"stand-in-{pid}",
+                                       dict(template.net), stand_in=True) for pid in members]
+        room = Room(id=secrets.token_hex(8), experiment=room_key(queue_name), seed=secrets.randbelow(2**31),
+                    players=list(players), seats=dict(zip(players, seats, strict=True)), horizon=horizon)
+        self.rooms[room.id] = room
+        for seat in came.values():
+            self.room_of_sid[seat.sid] = room.id
+            self.partners[seat.participant_id] = (room.experiment, dict(group))
         return room
 
     def leave_queue(self, sid: str) -> str | None:

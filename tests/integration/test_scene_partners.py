@@ -28,6 +28,8 @@ def server(tmp_path_factory):
         scene("c"), scene("d", rematch=True)],
         multiplayer={"wait_timeout": 1.5, "dropout_message": "your partner did not come back",
                      "dropout_completion_code": "HALF"})
+    write_experiment(exps, "standins", **common, scenes=[scene("a")],
+                     multiplayer={"wait_timeout": 1.0, "dropout": "stand_in"})
     running = start_server(work, experiments_dir=exps)
     try:
         yield running
@@ -35,8 +37,8 @@ def server(tmp_path_factory):
         running.stop()
 
 
-async def connected(server, n: int) -> list[Client]:
-    made = [Client(server.url, "blocks") for _ in range(n)]
+async def connected(server, n: int, experiment: str = "blocks") -> list[Client]:
+    made = [Client(server.url, experiment) for _ in range(n)]
     for c in made:
         await c.connect()
     return made
@@ -124,3 +126,29 @@ async def test_joining_a_single_player_or_unknown_scene_is_refused(server):
         assert not unknown["ok"] and "no game scene" in unknown["error"]
     finally:
         await c.close()
+
+
+async def test_with_dropout_stand_in_a_partner_who_does_not_come_back_is_played_by_a_stand_in(server):
+    c = await connected(server, 2, "standins")
+    try:
+        first = await play_round(c, "a", 0)
+        assert (await join(c[0], "a", 1))["status"] == "waiting"
+        starts = await c[0].wait_for("room_start", 2, timeout=5)  # the partner never joins
+        start = starts[-1]
+        assert start["player"] == first[c[0].participant_id][1]  # the seat it had
+        other = next(p for p in start["players"] if p != start["player"])
+        (replaced,) = await c[0].wait_for("partner_replaced", 1)
+        assert replaced == {"player": other}
+        assert not c[0].got("wait_timeout")
+        # the stand-in answers every frame the participant plays, recorded like any input
+        ack = await c[0].call("input", {"frame": 5, "inputs": [[f, "noop"] for f in range(6)]})
+        assert ack["ok"], ack
+        inputs = await c[0].wait_for("input", 1)
+        assert inputs[-1]["player"] == other and [f for f, _ in inputs[-1]["inputs"]] == list(range(6))
+        (row,) = server.query("SELECT status, players FROM rooms WHERE id = ?", start["room"])
+        assert row[0] == "playing" and c[1].participant_id in row[1]
+        events = server.query("SELECT kind FROM events WHERE participant_id = ?", c[1].participant_id)
+        assert ("stand_in",) in events
+    finally:
+        for client in c:
+            await client.close()
