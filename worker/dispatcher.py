@@ -1,6 +1,7 @@
-"""Answers channel requests. Transport-agnostic: it is given a ``post(text)`` function
-and a millisecond ``clock()``, so the same code serves the PyScript worker, the
-``?worker=0`` main-thread baseline and CPython tests."""
+"""Answers channel requests. Transport-agnostic: it is given a ``post(text)`` function,
+a ``post_frames(text, pixel_buffers)`` function for replies carrying RGB frames, and a
+millisecond ``clock()``, so the same code serves the PyScript worker, the ``?worker=0``
+main-thread baseline and CPython tests."""
 
 import sys
 import traceback
@@ -12,8 +13,10 @@ ASYNC_TYPES = (m.INIT, m.INSTALL_PACKAGES)
 
 
 class Dispatcher:
-    def __init__(self, post, clock, installer=None, runtime="cpython"):
+    def __init__(self, post, clock, installer=None, runtime="cpython", post_frames=None):
         self.post = post
+        # CPython callers that draw nothing may leave it out: the pixels are dropped
+        self.post_frames = post_frames or (lambda text, frames: post(text))
         self.clock = clock
         self.installer = installer
         self.runtime = runtime
@@ -45,6 +48,7 @@ class Dispatcher:
             return None
         if msg["type"] in ASYNC_TYPES:
             return self._run_async(msg, started)
+        self.host.take_frames()  # nothing left over from a request that failed
         try:
             result = self._handle_sync(msg)
         except Exception as exc:
@@ -69,7 +73,12 @@ class Dispatcher:
         result["t_worker_start"] = started
         result["t_worker_end"] = self.clock()
         result["request"] = msg["type"]
-        self.send(m.make(msg["id"], m.RESULT_FOR[msg["type"]], result))
+        reply = m.make(msg["id"], m.RESULT_FOR[msg["type"]], result)
+        frames = self.host.take_frames()
+        if frames:
+            self.post_frames(m.encode(reply), frames)
+        else:
+            self.send(reply)
 
     def _send_error(self, msg, exc):
         self.send(m.error(
