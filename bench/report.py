@@ -78,6 +78,7 @@ def markdown(results: dict) -> str:
                          f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
                          f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
+    lines += _frames_lines(results.get("frames"))
     return "\n".join(lines)
 
 
@@ -123,6 +124,28 @@ def _fuzz_lines(fz: dict | None) -> list[str]:
             f"| good room ends | {fz['room_status']['attacked']} | {fz['room_status']['quiet']} | completed |",
             f"| hostile events refused per second ({fz['attackers']} clients) | {fz['rejected_per_s']:g} | | |",
             f"| server crashes | {fz['crashes']} | | 0 |"]
+
+
+FRAMES_SIDES = (("rgb", "RGB frame (worker)"), ("rects", "25 rect drawables (worker)"),
+                ("rgb_main_thread", "RGB frame (`?worker=0`)"))
+
+
+def _frames_lines(fr: dict | None) -> list[str]:
+    if not fr:
+        return []
+    lines = ["", f"**Frames** — a {fr['frame']} RGB frame every step at {fr['fps']} fps vs the same scene "
+             f"as rect drawables ({fr['rgb']['frames']} frames per column, {fr['runs']} page loads each)", "",
+             "| figure | " + " | ".join(label for _, label in FRAMES_SIDES) + " | target |",
+             "|---|" + "---:|" * len(FRAMES_SIDES) + "---|"]
+    rows = [("STEP sent → frame drawn p50 / p99, ms", "total_ms", "≤ 8 p99 (RGB, worker)"),
+            ("of which inside the worker (env step + render + RGBA) p50 / p99, ms", "worker_ms", ""),
+            ("of which drawing on the canvas p50 / p99, ms", "draw_ms", "")]
+    for label, key, target in rows:
+        cells = [f"{fr[side][key]['p50']:g} / {fr[side][key]['p99']:g}" for side, _ in FRAMES_SIDES]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+    cells = [f"{fr[side]['dropped']} (max {fr[side]['max_late_ms']:g} ms late)" for side, _ in FRAMES_SIDES]
+    lines.append("| dropped frames (drawn over a frame after their slot) | " + " | ".join(cells) + " | 0 (RGB) |")
+    return lines
 
 
 def update_readme(results: dict, readme: Path) -> None:
