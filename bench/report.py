@@ -174,7 +174,8 @@ def plot(results: dict, path: Path) -> None:
     f = results["figures"]
     mp = results.get("multiplayer")
     later = [results.get(k) for k in ("ingest", "scale", "fuzz")]
-    rows = 1 + bool(mp) + any(later)
+    frames = results.get("frames")
+    rows = 1 + bool(mp) + any(later) + bool(frames)
     fig, axes = plt.subplots(rows, 4, figsize=(17, 4.2 * rows), squeeze=False)
     _bars(axes[0][0], "Pyodide ready (ms)", {m: f["pyodide_ready_ms"][m]["median"] for m in MODES})
     _bars(axes[0][1], "Longest main-thread stall\nduring init (ms)", {m: f["init_stall_ms"][m]["median"] for m in MODES})
@@ -198,10 +199,22 @@ def plot(results: dict, path: Path) -> None:
               {f"{m}\n{n} rooms": mp["concurrent_init"][n][m]["disconnects"] + 0.0
                for n in mp["concurrent_init"] for m in MODES})
     if any(later):
-        _plot_data_and_scale(axes[rows - 1], *later)
+        _plot_data_and_scale(axes[1 + bool(mp)], *later)
+    if frames:
+        _plot_frames(axes[rows - 1], frames)
     fig.suptitle(f"Coplay benchmarks — {results['date']} — blue: worker (default), orange: ?worker=0")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _plot_frames(axes, frames: dict) -> None:
+    sides = {"worker\nRGB": "rgb", "worker\nrects": "rects", "main\nRGB": "rgb_main_thread"}
+    _bars(axes[0], f"{frames['frame']} frame: STEP sent → drawn\np50 / p99 (ms; target p99 ≤ 8)",
+          {f"{label}\n{q}": frames[side]["total_ms"][q] for q in ("p50", "p99") for label, side in sides.items()})
+    _bars(axes[1], f"Dropped frames at {frames['fps']} fps (of {frames['rgb']['frames']})",
+          {label: frames[side]["dropped"] + 0.0 for label, side in sides.items()})
+    for ax in axes[2:]:
+        ax.axis("off")
 
 
 def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: dict | None) -> None:
