@@ -20,6 +20,7 @@ class CanvasRenderer:
         self.images = {}
         self.warned = set()
         self.frame_canvas = None  # offscreen, at the frame's own size
+        self.frame_ctx = None
 
     def draw(self, items):
         ctx = self.ctx

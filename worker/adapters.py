@@ -12,8 +12,9 @@ from worker.errors import EnvContractError
 
 
 def is_parallel_env(env):
-    # PettingZoo's ParallelEnv: a fixed roster (possible_agents) and the live one (agents)
-    return hasattr(env, "possible_agents") and hasattr(env, "agents")
+    # PettingZoo's ParallelEnv: a fixed roster, possible_agents. Not ``agents``, the live
+    # roster: many envs set it only in reset().
+    return hasattr(env, "possible_agents")
 
 
 def is_gymnasium_env(env):

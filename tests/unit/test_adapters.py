@@ -213,6 +213,15 @@ def test_parallel_env_ends_when_an_agent_terminates():
     assert last["done"] is True and last["terminated"] == {"p0": True, "p1": False}
 
 
+def test_parallel_env_whose_agents_appear_only_in_reset_is_recognised():
+    late = DUEL.replace("        self.agents = []\n", "")
+    assert late != DUEL
+    host = host_for(late, ["p0", "p1"])
+    assert isinstance(host.env, ParallelEnvAdapter)
+    host.reset(seed=2)
+    assert set(host.step(duel_actions(0))["rewards"]) == {"p0", "p1"}
+
+
 def test_parallel_env_with_the_players_names_maps_by_name():
     host = host_for(DUEL, ["p0", "p1"], names=["p1", "p0"])
     host.reset(seed=1)
