@@ -79,6 +79,7 @@ def markdown(results: dict) -> str:
                          f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
     lines += _scenes_lines(results.get("scenes"))
+    lines += _frames_lines(results.get("frames"))
     return "\n".join(lines)
 
 
@@ -140,6 +141,28 @@ def _fuzz_lines(fz: dict | None) -> list[str]:
             f"| server crashes | {fz['crashes']} | | 0 |"]
 
 
+FRAMES_SIDES = (("rgb", "RGB frame (worker)"), ("rects", "25 rect drawables (worker)"),
+                ("rgb_main_thread", "RGB frame (`?worker=0`)"))
+
+
+def _frames_lines(fr: dict | None) -> list[str]:
+    if not fr:
+        return []
+    lines = ["", f"**Frames** — a {fr['frame']} RGB frame every step at {fr['fps']} fps vs the same scene "
+             f"as rect drawables ({fr['rgb']['frames']} frames per column, {fr['runs']} page loads each)", "",
+             "| figure | " + " | ".join(label for _, label in FRAMES_SIDES) + " | target |",
+             "|---|" + "---:|" * len(FRAMES_SIDES) + "---|"]
+    rows = [("STEP sent → frame drawn p50 / p99, ms", "total_ms", "≤ 8 p99 (RGB, worker)"),
+            ("of which inside the worker (env step + render + RGBA) p50 / p99, ms", "worker_ms", ""),
+            ("of which drawing on the canvas p50 / p99, ms", "draw_ms", "")]
+    for label, key, target in rows:
+        cells = [f"{fr[side][key]['p50']:g} / {fr[side][key]['p99']:g}" for side, _ in FRAMES_SIDES]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
+    cells = [f"{fr[side]['dropped']} (max {fr[side]['max_late_ms']:g} ms late)" for side, _ in FRAMES_SIDES]
+    lines.append("| dropped frames (drawn over a frame after their slot) | " + " | ".join(cells) + " | 0 (RGB) |")
+    return lines
+
+
 def update_readme(results: dict, readme: Path) -> None:
     text = readme.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -166,7 +189,8 @@ def plot(results: dict, path: Path) -> None:
     f = results["figures"]
     mp = results.get("multiplayer")
     later = [results.get(k) for k in ("ingest", "scale", "fuzz")]
-    rows = 1 + bool(mp) + any(later)
+    frames = results.get("frames")
+    rows = 1 + bool(mp) + any(later) + bool(frames)
     fig, axes = plt.subplots(rows, 4, figsize=(17, 4.2 * rows), squeeze=False)
     _bars(axes[0][0], "Pyodide ready (ms)", {m: f["pyodide_ready_ms"][m]["median"] for m in MODES})
     _bars(axes[0][1], "Longest main-thread stall\nduring init (ms)", {m: f["init_stall_ms"][m]["median"] for m in MODES})
@@ -190,10 +214,22 @@ def plot(results: dict, path: Path) -> None:
               {f"{m}\n{n} rooms": mp["concurrent_init"][n][m]["disconnects"] + 0.0
                for n in mp["concurrent_init"] for m in MODES})
     if any(later):
-        _plot_data_and_scale(axes[rows - 1], *later)
+        _plot_data_and_scale(axes[1 + bool(mp)], *later)
+    if frames:
+        _plot_frames(axes[rows - 1], frames)
     fig.suptitle(f"Coplay benchmarks — {results['date']} — blue: worker (default), orange: ?worker=0")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+
+
+def _plot_frames(axes, frames: dict) -> None:
+    sides = {"worker\nRGB": "rgb", "worker\nrects": "rects", "main\nRGB": "rgb_main_thread"}
+    _bars(axes[0], f"{frames['frame']} frame: STEP sent → drawn\np50 / p99 (ms; target p99 ≤ 8)",
+          {f"{label}\n{q}": frames[side]["total_ms"][q] for q in ("p50", "p99") for label, side in sides.items()})
+    _bars(axes[1], f"Dropped frames at {frames['fps']} fps (of {frames['rgb']['frames']})",
+          {label: frames[side]["dropped"] + 0.0 for label, side in sides.items()})
+    for ax in axes[2:]:
+        ax.axis("off")
 
 
 def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: dict | None) -> None:

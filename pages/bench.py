@@ -4,11 +4,18 @@
 
 import json
 
+import js
+
 from pages.jsbridge import sleep_ms
 from protocol import messages as m
 
 
 async def run_channel_bench(channel, cfg, ui, steps=1000, batches=300, depths=(8, 1, 4)):
+    if js.URLSearchParams.new(js.window.location.search).get("frames") == "1":
+        from pages.bench_frames import run_frames_bench  # frames benchmark (bench/frames.py)
+
+        await run_frames_bench(channel, cfg, ui)
+        return
     player = cfg["players"][0]
     actions = {player: cfg["default_action"]}
     await channel.request(m.RESET, {"seed": 1})

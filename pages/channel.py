@@ -46,14 +46,21 @@ class ChannelClient:
     # -- incoming ----------------------------------------------------------------
     def _on_message(self, event):
         data = event.data
+        pixels = None
         if not isinstance(data, str):
-            # PyScript posts the exception object when the worker fails to boot.
-            self.fail("the game engine failed to start: " + str(js.String(data)))
-            return
+            if not js.Array.isArray(data):
+                # PyScript posts the exception object when the worker fails to boot.
+                self.fail("the game engine failed to start: " + str(js.String(data)))
+                return
+            # a reply with RGB frames: [json_text, pixels_0, pixels_1, ...]
+            pixels = data
+            data = str(data[0])
         if not data.startswith("{"):
             return  # PyScript's own bookkeeping ("polyscript:done")
         try:
             msg = m.decode(data)
+            if pixels is not None:
+                attach_pixels(msg, pixels)
             if msg["type"] == m.READY:
                 self.ready = msg
                 for resolve in self._ready_resolvers:
@@ -138,6 +145,17 @@ class ChannelClient:
         if reply["type"] == m.ERROR:
             raise WorkerError(reply)
         return reply
+
+
+def attach_pixels(msg, pixels):
+    """Give each image drawable its Uint8ClampedArray (the renderer draws it from there)."""
+    count = pixels.length - 1
+    for item in m.image_items(msg):
+        index = item.get("buffer")
+        if not isinstance(index, int) or not 0 <= index < count:
+            raise m.ProtocolError("image drawable names pixel buffer " + repr(index)
+                                  + "; the reply carries " + str(count))
+        item["pixels"] = pixels[index + 1]
 
 
 def js_error_text(event):

@@ -1,7 +1,9 @@
 """Draws an env's render() output — a list of plain dicts — on a 2D canvas.
 
 Shapes: rect(x, y, w, h), circle(x, y, r), line(x1, y1, x2, y2, width),
-text(x, y, text, size, align), sprite(src, x, y, w, h); all take an optional color."""
+text(x, y, text, size, align), sprite(src, x, y, w, h); all take an optional color.
+An RGB frame arrives as image(w, h) with its RGBA ``pixels`` (a Uint8ClampedArray the
+channel attached) and fills the canvas, scaled."""
 
 import js
 
@@ -17,6 +19,8 @@ class CanvasRenderer:
         self.asset_base = asset_base
         self.images = {}
         self.warned = set()
+        self.frame_canvas = None  # offscreen, at the frame's own size
+        self.frame_ctx = None
 
     def draw(self, items):
         ctx = self.ctx
@@ -44,6 +48,8 @@ class CanvasRenderer:
                 ctx.font = str(item.get("size", 16)) + "px sans-serif"
                 ctx.textAlign = item.get("align", "left")
                 ctx.fillText(str(item["text"]), item["x"], item["y"])
+            elif kind == "image":
+                self._frame(item)
             elif kind == "sprite":
                 image = self._image(item["src"])
                 if image.complete:
@@ -51,6 +57,28 @@ class CanvasRenderer:
             elif kind not in self.warned:
                 self.warned.add(kind)
                 log("render: unknown drawable type", kind)
+
+    def _frame(self, item):
+        w, h = item["w"], item["h"]
+        pixels = item.get("pixels")
+        if pixels is None:
+            if "image" not in self.warned:
+                self.warned.add("image")
+                log("render: image drawable without pixels")
+            return
+        off = self.frame_canvas
+        if off is None or off.width != w or off.height != h:
+            off = js.document.createElement("canvas")
+            off.width = w
+            off.height = h
+            self.frame_canvas = off
+            self.frame_ctx = off.getContext("2d")
+        # putImageData cannot scale, so the frame goes onto a canvas of its own size first
+        # and drawImage scales that; without smoothing each pixel stays a crisp block.
+        self.frame_ctx.putImageData(js.ImageData.new(pixels, w, h), 0, 0)
+        ctx = self.ctx
+        ctx.imageSmoothingEnabled = False
+        ctx.drawImage(off, 0, 0, self.canvas.width, self.canvas.height)
 
     def _image(self, src):
         image = self.images.get(src)

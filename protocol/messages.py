@@ -80,6 +80,25 @@ BATCH_OPS = (OP_RESTORE, OP_STEP, OP_SNAPSHOT, OP_HASH, OP_RENDER)
 
 READY_ID = 0  # READY is unsolicited; it carries id 0, which no request uses.
 
+# An RGB frame in a reply: the drawable {"type": "image", "w", "h", "buffer": i} stands in
+# the render list, and its RGBA pixels (w*h*4 bytes) travel beside the JSON text as
+# binary: the worker posts the JS array [json_text, pixels_0, pixels_1, ...] with the
+# pixel buffers transferred, so a frame is neither copied nor turned into a JSON list.
+IMAGE = "image"
+
+
+def image_items(msg):
+    """The image drawables of a reply: in its render, or in its BATCH results' renders."""
+    renders = [msg.get("render")]
+    for result in msg.get("results") or ():
+        renders.append(result.get("render"))
+    found = []
+    for render in renders:
+        for item in render or ():
+            if isinstance(item, dict) and item.get("type") == IMAGE:
+                found.append(item)
+    return found
+
 
 class ProtocolError(ValueError):
     pass

@@ -1,6 +1,7 @@
-"""Answers channel requests. Transport-agnostic: it is given a ``post(text)`` function
-and a millisecond ``clock()``, so the same code serves the PyScript worker, the
-``?worker=0`` main-thread baseline and CPython tests."""
+"""Answers channel requests. Transport-agnostic: it is given a ``post(text)`` function,
+a ``post_frames(text, pixel_buffers)`` function for replies carrying RGB frames, and a
+millisecond ``clock()``, so the same code serves the PyScript worker, the ``?worker=0``
+main-thread baseline and CPython tests."""
 
 import sys
 import traceback
@@ -20,8 +21,10 @@ class Dispatcher:
     own (SET_GLOBALS / RUN_INIT_CODE name it), so the next scene's env can be prepared while
     the current one plays; RESET with a slot makes it the one STEP and BATCH drive."""
 
-    def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None):
+    def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None, post_frames=None):
         self.post = post
+        # CPython callers that draw nothing may leave it out: the pixels are dropped
+        self.post_frames = post_frames or (lambda text, frames: post(text))
         self.clock = clock
         self.installer = installer
         self.fetcher = fetcher  # async (url) -> bytes, for env files; None in CPython tests
@@ -71,6 +74,7 @@ class Dispatcher:
         # RUN_INIT_CODE awaits only when it has files to fetch (an experiment's folder)
         if msg["type"] in ASYNC_TYPES or (msg["type"] == m.RUN_INIT_CODE and msg.get("root") is not None):
             return self._run_async(msg, started)
+        self.host.take_frames()  # nothing left over from a request that failed
         try:
             result = self._handle_sync(msg)
         except Exception as exc:
@@ -97,7 +101,12 @@ class Dispatcher:
         result["t_worker_start"] = started
         result["t_worker_end"] = self.clock()
         result["request"] = msg["type"]
-        self.send(m.make(msg["id"], m.RESULT_FOR[msg["type"]], result))
+        reply = m.make(msg["id"], m.RESULT_FOR[msg["type"]], result)
+        frames = self.host.take_frames()
+        if frames:
+            self.post_frames(m.encode(reply), frames)
+        else:
+            self.send(reply)
 
     def _send_error(self, msg, exc):
         self.send(m.error(

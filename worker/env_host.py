@@ -9,6 +9,9 @@ import random
 import sys
 
 from protocol import messages as m
+from worker.adapters import adapt
+from worker.errors import EnvContractError  # defined apart so adapters can raise it too
+from worker.frames import rgb_frame, to_rgba
 from worker.serialize import safe_serialize, state_hash
 
 _ATOMS = (int, float, str, bool, bytes, type(None))
@@ -57,10 +60,6 @@ def use_search_path(folders):
         sys.path.insert(0, os.path.abspath(folder))
 
 
-class EnvContractError(Exception):
-    """The env code does not provide what the platform calls."""
-
-
 class SnapshotMissing(Exception):
     pass
 
@@ -78,6 +77,7 @@ class EnvHost:
         self.frame = 0
         self.ring_size = ring_size
         self.snapshots = {}
+        self.frames = []  # RGBA pixels of the frames rendered for the reply being built
 
     # -- loading -------------------------------------------------------------
     def set_globals(self, values):
@@ -104,6 +104,7 @@ class EnvHost:
         if not callable(factory):
             raise EnvContractError(filename + " must define create_env(config) returning the env")
         env = factory(dict(self.globals.get("env_config") or {}))
+        env = adapt(env, self.globals.get("players") or ["p0"])  # Gymnasium, PettingZoo
         for method in ("reset", "step", "render"):
             if not callable(getattr(env, method, None)):
                 raise EnvContractError(
@@ -145,7 +146,20 @@ class EnvHost:
         return out
 
     def render(self):
-        return safe_serialize(self._require_env().render())
+        """Drawables as plain JSON, or for an RGB frame one ``image`` drawable whose pixels
+        wait in ``self.frames`` (sent beside the JSON as a binary buffer, never as a list)."""
+        drawn = self._require_env().render()
+        frame = rgb_frame(drawn)
+        if frame is None:
+            return safe_serialize(drawn)
+        w, h, rgb = frame
+        self.frames.append(to_rgba(rgb, w, h))
+        return [{"type": m.IMAGE, "w": w, "h": h, "buffer": len(self.frames) - 1}]
+
+    def take_frames(self):
+        """The pixel buffers of the reply just built, in ``buffer`` order; forgets them."""
+        frames, self.frames = self.frames, []
+        return frames
 
     # -- state ---------------------------------------------------------------
     def get_state(self):

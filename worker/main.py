@@ -3,7 +3,8 @@
 In a PyScript worker it talks over the worker's own channel (``polyscript.xworker``);
 in the ``?worker=0`` baseline it runs on the main thread and talks over a
 MessageChannel whose other port it publishes as ``window.coplayEnvPort``. Either way
-the page sees the same asynchronous, string-only channel."""
+the page sees the same asynchronous channel: JSON strings, and for a reply carrying RGB
+frames the array ``[json_text, pixels...]`` (see protocol.messages.IMAGE)."""
 
 import asyncio
 
@@ -49,7 +50,21 @@ async def fetch_bytes(url):
     return await response.bytes()
 
 
+def _pixels(rgba):
+    # one copy out of Pyodide's heap into a buffer of its own, which can then be transferred
+    array = js.Uint8ClampedArray.new(len(rgba))
+    array.assign(rgba)
+    return array
+
+
+def _post_frames(text, frames):
+    arrays = [_pixels(rgba) for rgba in frames]
+    # the buffers are moved to the page (transfer list), not cloned a second time
+    _endpoint.postMessage(js.Array.of(text, *arrays), js.Array.of(*[a.buffer for a in arrays]))
+
+
 dispatcher = Dispatcher(_post, clock, installer=install_packages, fetcher=fetch_bytes,
+                        post_frames=_post_frames,
                         runtime="pyodide-worker" if IN_WORKER else "pyodide-main")
 
 

@@ -38,6 +38,9 @@ def safe_serialize(value):
     if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
         # numpy scalars become Python scalars, arrays nested lists.
         return safe_serialize(value.tolist())
+    if type(value).__module__.startswith("numpy.random"):
+        # a Generator (e.g. a Gymnasium env's np_random) prints without its state: hash that
+        return safe_serialize(_numpy_rng_state(value))
     if isinstance(value, dict):
         return {_key(k): safe_serialize(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -57,6 +60,10 @@ def safe_serialize(value):
         return safe_serialize(value.getstate())
     if hasattr(value, "to_py"):  # a Pyodide JsProxy
         return safe_serialize(value.to_py())
+    if callable(value) and hasattr(value, "__qualname__"):
+        # a class or function (e.g. a Gymnasium spec's entry point) is its name: its
+        # attributes print with memory addresses, which differ from one runtime to the next
+        return getattr(value, "__module__", "") + "." + value.__qualname__
     if hasattr(value, "__dict__"):
         return safe_serialize(vars(value))
     slots = getattr(type(value), "__slots__", None)
@@ -64,6 +71,14 @@ def safe_serialize(value):
         names = (slots,) if isinstance(slots, str) else slots
         return {name: safe_serialize(getattr(value, name, None)) for name in names}
     return str(value)
+
+
+def _numpy_rng_state(rng):
+    if hasattr(rng, "bit_generator"):  # Generator
+        return rng.bit_generator.state
+    if hasattr(rng, "get_state"):  # legacy RandomState
+        return rng.get_state()
+    return getattr(rng, "state", str(rng))  # a bare BitGenerator
 
 
 def canonical_json(value):

@@ -1,0 +1,6 @@
+"""Errors an env's code can cause, shared by the env host and the adapters (a module of
+its own so that neither has to import the other)."""
+
+
+class EnvContractError(Exception):
+    """The env code does not provide what the platform calls."""
