@@ -8,7 +8,7 @@ duck typing: neither library is imported here, because neither exists in the bro
 
 import copy
 
-from worker.errors import EnvContractError
+from worker.errors import PlayersMismatch
 
 
 def is_parallel_env(env):
@@ -65,7 +65,7 @@ class GymnasiumAdapter(_Adapter):
 
     def __init__(self, env, players):
         if len(players) != 1:
-            raise EnvContractError(
+            raise PlayersMismatch(
                 "create_env() returned a Gymnasium env, which takes one player's action, but the "
                 "experiment has " + str(len(players)) + " players " + repr(list(players))
                 + "; return a PettingZoo ParallelEnv for several players")
@@ -87,7 +87,7 @@ class ParallelEnvAdapter(_Adapter):
     def __init__(self, env, players):
         agents = list(env.possible_agents)
         if len(agents) != len(players):
-            raise EnvContractError(
+            raise PlayersMismatch(
                 "create_env() returned a PettingZoo env with " + str(len(agents)) + " agents "
                 + repr(agents) + " but the experiment has " + str(len(players)) + " players "
                 + repr(list(players)) + "; set the experiment's players to one id per agent")

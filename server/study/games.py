@@ -160,12 +160,15 @@ def check_players(spec: GameSpec, directory: Path) -> None:
     ``possible_agents``, or a ``players`` attribute) with the scene's. An env that cannot be
     created here (a browser-only import, a bug) is left to the page, which shows its error."""
     from worker.env_host import EnvHost, forget_search_path
+    from worker.errors import PlayersMismatch
 
     host = EnvHost(ring_size=1)
     host.set_globals({"env_config": spec.env_config, "players": spec.players})
     folders = env_search_path(spec, directory)
     try:
         host.load(spec.env_source, str(spec.env_path), search_path=folders)
+    except PlayersMismatch as exc:  # a Gymnasium or PettingZoo env (worker/adapters.py)
+        raise GameSpecError(f"scene {spec.scene_id!r}: players: {exc}") from None
     except Exception:  # noqa: BLE001 - the page shows the env's own error, with its traceback
         return
     finally:  # the server's own imports must never see the researcher's modules

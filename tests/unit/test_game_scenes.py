@@ -110,10 +110,14 @@ def test_an_env_file_that_does_not_exist_names_the_scene(tmp_path):
     assert "scene 'late'" in message and "nope/env.py" in message and "not found" in message
 
 
-def test_a_multiplayer_scene_whose_players_disagree_with_its_env(tmp_path):
+@pytest.mark.parametrize("declared, needle", [
+    ("self.players = ['a', 'b', 'c']", "env 'env.py' declares 3"),  # our contract's players attribute
+    ("self.possible_agents = ['a', 'b', 'c']", "PettingZoo env with 3 agents"),  # worker/adapters.py
+])
+def test_a_multiplayer_scene_whose_players_disagree_with_its_env(tmp_path, declared, needle):
     message = error_of(write(tmp_path, [{"type": "game", "id": "duo", "players": ["p0", "p1"]}],
-                             env_players="self.possible_agents = ['a', 'b', 'c']"))
-    assert "scene 'duo'" in message and "players" in message and "declares 3" in message
+                             env_players=declared))
+    assert "scene 'duo': players:" in message and needle in message
 
 
 def test_condition_override_of_an_unknown_scene_is_refused(tmp_path):
