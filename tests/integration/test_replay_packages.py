@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
@@ -19,11 +21,9 @@ from server.multiplayer.replay import replay
 from server.multiplayer.wheels import WheelCache
 from server.study.experiment import load_experiments
 from tests.integration.test_multiplayer_relay import clients, pair_up, room_row, send_inputs
-from tests.servers import RunningServer, start_server, write_experiment
+from tests.servers import ROOT, RunningServer, start_server, write_experiment
 from tests.wheels import build_wheel
 from worker.env_host import forget_search_path
-
-pytestmark = pytest.mark.asyncio
 
 PLAYERS = ["p0", "p1"]
 CONTROLS = {"ArrowLeft": "left", "ArrowRight": "right"}
@@ -134,6 +134,7 @@ def fetch(url: str) -> tuple[int, bytes]:
         return exc.code, b""
 
 
+@pytest.mark.asyncio
 async def test_a_wheel_of_the_experiments_own_pyscript_toml_is_replayed_and_served(pkg_server, tmp_path):
     wheel = pkg_server.extra["wheel"]
     folders = WheelCache(tmp_path / "browser").search_path([wheel])  # the browser's install
@@ -153,6 +154,7 @@ async def test_a_wheel_of_the_experiments_own_pyscript_toml_is_replayed_and_serv
     assert fetch(pkg_server.url + f"/pkgs/wheels/{wheel.name}")[0] == 404  # not in the global list
 
 
+@pytest.mark.asyncio
 async def test_a_replay_that_cannot_run_is_a_replay_error_not_a_desync(pkg_server, tmp_path):
     assert BROWSER_ONLY_WHEEL in pkg_server.log() and "replay runs without it" in pkg_server.log()
     browser = tmp_path / "browser-site"
@@ -176,6 +178,7 @@ async def test_a_replay_that_cannot_run_is_a_replay_error_not_a_desync(pkg_serve
     assert counts["mp-wheel"]["rooms_replay_error"] == 0
 
 
+@pytest.mark.asyncio
 async def test_browsers_that_disagree_stay_a_desync_even_when_the_replay_fails(pkg_server, tmp_path):
     async with clients(pkg_server, "mp-browser-only", 2) as (c0, c1):
         start = await pair_up(c0, c1)
@@ -185,3 +188,15 @@ async def test_browsers_that_disagree_stay_a_desync_even_when_the_replay_fails(p
         result = (await c0.wait_for("room_result", timeout=30))[0]
     assert result["status"] == "desync" and "browseronly" in result["replay_error"]
     assert room_row(pkg_server, start["room"])["status"] == "desync"
+
+
+def test_an_error_in_an_experiments_pyscript_toml_stops_startup_naming_it(tmp_path):
+    exps = tmp_path / "experiments"
+    write_experiment(exps, "catch")
+    broken = write_experiment(exps, "broken")
+    (broken / "pyscript.toml").write_text('packages = ["./wheels/nothere-1.0-py3-none-any.whl"]\n')
+    proc = subprocess.run([sys.executable, str(ROOT / "app.py"), "--port", "0",
+                           "--experiments-dir", str(exps), "--database", str(tmp_path / "db.sqlite")],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert proc.returncode == 2
+    assert str(broken / "pyscript.toml") in proc.stderr and "nothere-1.0-py3-none-any.whl" in proc.stderr
