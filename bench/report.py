@@ -78,6 +78,7 @@ def markdown(results: dict) -> str:
                          f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
                          f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
+    lines += _replay_lines(results.get("replay_burst"))
     return "\n".join(lines)
 
 
@@ -123,6 +124,26 @@ def _fuzz_lines(fz: dict | None) -> list[str]:
             f"| good room ends | {fz['room_status']['attacked']} | {fz['room_status']['quiet']} | completed |",
             f"| hostile events refused per second ({fz['attackers']} clients) | {fz['rejected_per_s']:g} | | |",
             f"| server crashes | {fz['crashes']} | | 0 |"]
+
+
+def _replay_lines(rb: dict | None) -> list[str]:
+    if not rb:
+        return []
+    st = rb["settings"]
+    lines = ["", f"**Replays** — {st['quiet_rooms']} rooms playing at 30 inputs/s per seat while "
+             f"{st['finishing_rooms']} other rooms finish within one second, each end replayed in CPython "
+             f"({st['replay_frames']} frames of `kitchen`); nothing pinned, clients on the same cores", "",
+             "| replays run | relay one way p50 / p99 ms, no room finishing | same, while the rooms finish "
+             "| p99 ratio | all results after | target |", "|---|---:|---:|---:|---:|---|"]
+    for side, label in (("pool", "process pool, 2 workers (default)"),
+                        ("thread", "thread of the server process (old way, `replay_workers = 0`)")):
+        if side not in rb:
+            continue
+        fig = rb[side]
+        lines.append(f"| {label} | {fig['quiet_ms']['p50']:g} / {fig['quiet_ms']['p99']:g} | "
+                     f"{fig['burst_ms']['p50']:g} / {fig['burst_ms']['p99']:g} | {fig['p99_ratio']:g}× | "
+                     f"{fig['all_results_within_s']} s | {'≤ 2×' if side == 'pool' else ''} |")
+    return lines
 
 
 def update_readme(results: dict, readme: Path) -> None:
