@@ -69,6 +69,9 @@ class Replays:
         self._pool: ProcessPoolExecutor | None = None
         self.running = 0
         self.closed = False
+        # threads share sys.path and sys.modules: two replays at once could import each
+        # other's modules, so the thread way runs one replay at a time
+        self._one_thread = asyncio.Lock()
 
     # -- what a replay of one game needs ---------------------------------------------------
     def wheels(self, exp: Any) -> list[Path]:
@@ -110,7 +113,8 @@ class Replays:
         self.running += 1
         try:
             if self.workers <= 0:
-                result = await asyncio.to_thread(run_job, job)
+                async with self._one_thread:
+                    result = await asyncio.to_thread(run_job, job)
             else:
                 loop = asyncio.get_running_loop()
                 try:
