@@ -115,11 +115,13 @@ async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s:
         hashes.append(replay(source, config, ["p0", "p1"], pair[0].seed, inputs, frames - 1, "noop")["hash"])
     quiet_seats = [s for pair in quiet for s in pair]
     t0 = time.perf_counter() + 0.2
-    end = t0 + 2.0 + quiet_s + burst_s + 0.5
+    end = t0 + 10.0 + quiet_s + burst_s  # plays past the burst window whatever the warm-up took
     players = [asyncio.create_task(s.play(t0, end, rng.uniform(0, 1 / FPS), rng)) for s in quiet_seats]
     warm = finishing.pop(0)
     await _finish(warm, hashes.pop(0), frames, 0)
-    await asyncio.sleep(max(0.0, t0 + 2.0 - time.perf_counter()))  # warm-up: pool up, traffic steady
+    while warm[0].result is None:  # the pool is up once the first replay is back
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(max(1.0, t0 + 2.0 - time.perf_counter()))  # then traffic steady
     quiet_window = (time.perf_counter(), time.perf_counter() + quiet_s)
     await asyncio.sleep(quiet_s)
     burst_start = time.perf_counter()
@@ -129,7 +131,10 @@ async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s:
         await asyncio.sleep(0.01)
     ended = all(pair[0].result is not None for pair in finishing)
     last_result = max(pair[0].result_at for pair in finishing) - burst_start
-    await asyncio.gather(*players)
+    await asyncio.sleep(max(0.0, burst_start + burst_s - time.perf_counter()))
+    for task in players:
+        task.cancel()
+    await asyncio.gather(*players, return_exceptions=True)
     quiet_ms = _window(quiet_seats, *quiet_window)
     burst_ms = _window(quiet_seats, burst_start, burst_start + burst_s)
     statuses: dict[str, int] = {}

@@ -19,7 +19,8 @@ import logging
 import multiprocessing
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,7 @@ class Replays:
         # threads share sys.path and sys.modules: two replays at once could import each
         # other's modules, so the thread way runs one replay at a time
         self._one_thread = asyncio.Lock()
+        self._submitting = threading.Lock()
 
     # -- what a replay of one game needs ---------------------------------------------------
     def wheels(self, exp: Any) -> list[Path]:
@@ -104,6 +106,10 @@ class Replays:
                                              initializer=_worker_started)
         return self._pool
 
+    def _submit(self, job: dict[str, Any]) -> Future:
+        with self._submitting:  # one pool, created once, even with submits from several threads
+            return self._executor().submit(run_job, job)
+
     async def run(self, exp: Any, game: GameSpec, players: list[str], seed: int,
                   inputs: dict[str, dict[int, Any]], end_frame: int) -> dict[str, Any]:
         """{"hash", "end_frame"} of the replay; ReplayFailed with the reason if it could not run."""
@@ -116,9 +122,11 @@ class Replays:
                 async with self._one_thread:
                     result = await asyncio.to_thread(run_job, job)
             else:
-                loop = asyncio.get_running_loop()
                 try:
-                    result = await loop.run_in_executor(self._executor(), run_job, job)
+                    # submit() may start a worker, which waits for the fork server (1 s
+                    # the first time, while it imports the server's modules): not on the loop
+                    future = await asyncio.to_thread(self._submit, job)
+                    result = await asyncio.wrap_future(future)
                 except BrokenProcessPool as exc:  # a worker died (the env crashed the interpreter)
                     self._discard_pool()
                     raise ReplayFailed(f"replay worker died: {exc}") from None
