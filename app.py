@@ -24,6 +24,7 @@ from server.admin.routes import register_admin
 from server.data.storage import Store
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.relay import Relay
+from server.multiplayer.replay_pool import Replays
 from server.settings import ROOT, ServerSettings
 from server.study.experiment import ExperimentError, load_experiments
 from server.study.flow import Flow
@@ -60,6 +61,8 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         experiments = load_experiments(settings.experiments_dir)
         packages = PackageSource(settings.pyscript_toml, settings.vendor_dir)
         packages.current()  # fail at startup, not on the first participant
+        for exp in experiments.values():  # and each experiment's own pyscript.toml
+            packages.for_experiment(exp)
     except (ExperimentError, PackageConfigError) as exc:
         raise ConfigError(str(exc)) from None
     default = settings.default_experiment or sorted(experiments)[0]
@@ -80,7 +83,9 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     )
     handlers = SocketHandlers(sio, store, experiments, Limits.from_settings(settings))
     cluster = Cluster(settings.redis_url) if settings.redis_url else None
-    relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip)
+    replays = Replays(settings.replay_workers, packages, settings.wheel_cache())
+    replays.warn_unusable(experiments)  # browser-only wheels, named before anyone plays
+    relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip, replays)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
     Flow(handlers, store, experiments, packages)
@@ -99,10 +104,11 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     async def close_store() -> None:
         if cluster is not None:
             await cluster.stop()
+        await replays.close()  # after the drain: its rooms' replays had their chance
         await store.close()
 
     quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers, "relay": relay,
-                                  "experiments": experiments, "lifecycle": lifecycle}
+                                  "replays": replays, "experiments": experiments, "lifecycle": lifecycle}
     return socketio.ASGIApp(sio, other_asgi_app=quart)
 
 

@@ -80,6 +80,7 @@ def markdown(results: dict) -> str:
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
     lines += _scenes_lines(results.get("scenes"))
     lines += _frames_lines(results.get("frames"))
+    lines += _replay_lines(results.get("replay_burst"))
     return "\n".join(lines)
 
 
@@ -160,6 +161,23 @@ def _frames_lines(fr: dict | None) -> list[str]:
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {target} |")
     cells = [f"{fr[side]['dropped']} (max {fr[side]['max_late_ms']:g} ms late)" for side, _ in FRAMES_SIDES]
     lines.append("| dropped frames (drawn over a frame after their slot) | " + " | ".join(cells) + " | 0 (RGB) |")
+def _replay_lines(rb: dict | None) -> list[str]:
+    if not rb:
+        return []
+    st = rb["settings"]
+    lines = ["", f"**Replays** — {st['quiet_rooms']} rooms playing at 30 inputs/s per seat while "
+             f"{st['finishing_rooms']} other rooms finish within one second, each end replayed in CPython "
+             f"({st['replay_frames']} frames of `kitchen`); nothing pinned, clients on the same cores", "",
+             "| replays run | relay one way p50 / p99 ms, no room finishing | same, while the rooms finish "
+             "| p99 ratio | all results after | target |", "|---|---:|---:|---:|---:|---|"]
+    for side, label in (("pool", "process pool, 2 workers (default)"),
+                        ("thread", "thread of the server process (old way, `replay_workers = 0`)")):
+        if side not in rb:
+            continue
+        fig = rb[side]
+        lines.append(f"| {label} | {fig['quiet_ms']['p50']:g} / {fig['quiet_ms']['p99']:g} | "
+                     f"{fig['burst_ms']['p50']:g} / {fig['burst_ms']['p99']:g} | {fig['p99_ratio']:g}× | "
+                     f"{fig['all_results_within_s']} s | {'≤ 2×' if side == 'pool' else ''} |")
     return lines
 
 

@@ -54,6 +54,12 @@ class ServerSettings(BaseSettings):
     # Take the client address from the last X-Forwarded-For entry: only behind one
     # reverse proxy that sets it (otherwise any client could claim any address).
     trust_forwarded_for: bool = False
+    # Worker processes for the end-of-room CPython replays (server/multiplayer/replay_pool.py), so
+    # rooms finishing together do not stall the relay. 0: on a thread of the server process.
+    replay_workers: int = Field(2, ge=0, le=64)
+    # Where the browser's pure-Python wheels are unpacked for the replay (one folder per
+    # sha256). Unset: wheels/ next to the SQLite database, or a fresh temp folder (Postgres).
+    wheel_cache_dir: Path | None = None
     # On SIGTERM/SIGINT: seconds to drain (tell pages, save open rooms, finish handlers) and exit.
     shutdown_grace: float = Field(5.0, ge=1.0, le=600.0)
     # Bearer token for /admin/* (data downloads). Unset: admin routes do not exist.
@@ -65,6 +71,12 @@ class ServerSettings(BaseSettings):
     # Signs the admin session cookie (COPLAY_SECRET_KEY). Unset: a random key per process,
     # so admin logins do not survive a restart.
     secret_key: str | None = Field(None, min_length=32)
+
+    def wheel_cache(self) -> Path | None:
+        """The wheel cache folder (None: a temporary one, made by the replay pool)."""
+        if self.wheel_cache_dir is not None:
+            return self.wheel_cache_dir
+        return None if isinstance(self.database, str) else self.database.parent / "wheels"
 
     @field_validator("admin_password_hash")
     @classmethod

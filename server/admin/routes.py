@@ -101,8 +101,9 @@ class _AdminCookie(SecureCookieSessionInterface):
 COUNT_QUERIES = {
     "episodes": "SELECT experiment, COUNT(*), SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END)"
                 " FROM episodes GROUP BY experiment",
-    "rooms": "SELECT experiment, COUNT(*), SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END)"
-             " FROM rooms GROUP BY experiment",
+    "rooms": "SELECT experiment, COUNT(*), SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END),"
+             " SUM(CASE WHEN status = 'replay_error' THEN 1 ELSE 0 END),"
+             " SUM(CASE WHEN status = 'desync' THEN 1 ELSE 0 END) FROM rooms GROUP BY experiment",
     "participants": "SELECT experiment, COUNT(*) FROM participants GROUP BY experiment",
     "progress": "SELECT g.experiment, p.condition, g.scene_index, g.outcome FROM progress g"
                 " LEFT JOIN participants p ON p.id = g.participant_id",
@@ -111,10 +112,12 @@ COUNT_QUERIES = {
 
 async def study_counts(database: Any, experiments: dict[str, Experiment]) -> dict[str, dict[str, int]] | None:
     """Per experiment: participants, finished (reached the end of their scene list), declined,
-    episodes (completed / all), rooms (completed / all). Read-only, through the same engine
+    episodes (completed / all), rooms (completed / all, and how many ended desync or
+    replay_error: unverified because the server's replay could not run). Read-only, through the same engine
     as the store (SQLite or Postgres); None if unreadable."""
     counts = {name: dict.fromkeys(("participants", "finished", "declined", "episodes",
-                                   "episodes_completed", "rooms", "rooms_completed"), 0)
+                                   "episodes_completed", "rooms", "rooms_completed", "rooms_desync",
+                                   "rooms_replay_error"), 0)
               for name in experiments}
     if not is_url(database) and not Path(database).exists():
         return counts
@@ -127,10 +130,13 @@ async def study_counts(database: Any, experiments: dict[str, Experiment]) -> dic
         return None
     finally:
         await engine.dispose()
-    for table in ("episodes", "rooms"):
-        for name, n, done in rows[table]:
-            if name in counts:
-                counts[name][table], counts[name][f"{table}_completed"] = n, done or 0
+    for name, n, done in rows["episodes"]:
+        if name in counts:
+            counts[name]["episodes"], counts[name]["episodes_completed"] = n, done or 0
+    for name, n, done, replay_errors, desyncs in rows["rooms"]:
+        if name in counts:
+            counts[name].update(rooms=n, rooms_completed=done or 0, rooms_replay_error=replay_errors or 0,
+                                rooms_desync=desyncs or 0)
     for name, n in rows["participants"]:
         if name in counts:
             counts[name]["participants"] = n

@@ -76,7 +76,9 @@ Table("rooms", metadata,
       Column("status", Text, nullable=False),
       Column("end_frame", INT), Column("final_hashes", Text), Column("replay_hash", Text),
       Column("desyncs", Text), Column("inputs", Text), Column("end_reason", Text), Column("condition", Text),
-      Column("scene_id", Text))
+      Column("scene_id", Text),
+      # why the server's replay could not run (status replay_error; the hashes were not compared)
+      Column("replay_error", Text))
 Table("events", metadata,
       Column("id", INT, primary_key=True, autoincrement=True), Column("participant_id", Text),
       Column("episode_id", Text), Column("kind", Text, nullable=False),
@@ -99,7 +101,7 @@ Table("sessions", metadata,
       PrimaryKeyConstraint("participant_id", "stream"))
 
 # Columns added after a table first shipped: added to older databases on open.
-ADDED_COLUMNS = {"steps": ["metrics"], "rooms": ["end_reason", "condition", "scene_id"],
+ADDED_COLUMNS = {"steps": ["metrics"], "rooms": ["end_reason", "condition", "scene_id", "replay_error"],
                  "participants": ["condition"], "episodes": ["scene_id", "episode_index"]}
 
 # Bound parameters in one statement: Postgres allows 32767; SQLite >= 3.32 allows 32766
@@ -204,7 +206,8 @@ SAVE_ANSWER = text(
     " VALUES (:pid, :e, :scene, :q, :a, :now) ON CONFLICT (participant_id, experiment, scene_id, question_id)"
     " DO UPDATE SET answer = excluded.answer, t_server = excluded.t_server")
 ROOM_COLUMNS = ("id", "experiment", "seed", "players", "created", "ended", "status", "end_frame",
-                "final_hashes", "replay_hash", "desyncs", "inputs", "end_reason", "condition", "scene_id")
+                "final_hashes", "replay_hash", "desyncs", "inputs", "end_reason", "condition", "scene_id",
+                "replay_error")
 SAVE_ROOM = text(
     f"INSERT INTO rooms ({', '.join(ROOM_COLUMNS)}) VALUES ({', '.join(':' + c for c in ROOM_COLUMNS)})"
     f" ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in ROOM_COLUMNS[1:])}")
@@ -354,7 +357,7 @@ class Store:
             "final_hashes": _json(room.get("final_hashes", {})), "replay_hash": room.get("replay_hash"),
             "desyncs": _json(room.get("desyncs", [])), "inputs": _json(room.get("inputs", {})),
             "end_reason": room.get("end_reason"), "condition": room.get("condition"),
-            "scene_id": room.get("scene_id")})
+            "scene_id": room.get("scene_id"), "replay_error": room.get("replay_error")})
 
     async def add_event(self, pid: str | None, eid: str | None, kind: str, payload: Any) -> None:
         await self._write(ADD_EVENT, {"pid": pid, "eid": eid, "kind": kind, "payload": _json(payload),

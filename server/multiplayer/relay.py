@@ -12,10 +12,11 @@ from typing import Any
 
 from server.data.storage import Store
 from server.multiplayer.cluster import Cluster
-from server.multiplayer.replay import replay
+from server.multiplayer.replay import ReplayFailed
+from server.multiplayer.replay_pool import Replays
 from server.multiplayer.rooms import Matchmaker, Room, RoomError, Seat, group_queue, room_key
 from server.study.experiment import Experiment
-from server.study.games import GameSpec, env_search_path
+from server.study.games import GameSpec
 from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
 from server.transport.socket_server import SocketServer
 from server.transport.sockets import Rejected, SocketHandlers
@@ -49,15 +50,16 @@ def room_record(room: Room, **extra: Any) -> dict:
 class Relay:
     def __init__(self, sio: SocketServer, sockets: SocketHandlers, store: Store,
                  experiments: dict[str, Experiment], cluster: Cluster | None = None,
-                 max_rooms_per_ip: int = 100):
+                 max_rooms_per_ip: int = 100, replays: Replays | None = None):
         self.sio = sio
+        self.replays = replays or Replays(workers=0)
         self.store = store
         self.experiments = experiments
         self.mm = Matchmaker()
         self.wait_timers: dict[str, asyncio.Task] = {}
         self.rng = random.Random()
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0, "away": 0,
-                      "rejoined": 0, "stand_ins": 0}
+                      "rejoined": 0, "stand_ins": 0, "replay_errors": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
         self.max_rooms_per_ip = max_rooms_per_ip
@@ -286,22 +288,31 @@ class Relay:
         self.mm.close(room)
         end_frame = max(frame for frame, _ in room.final.values()) - 1
         finals = {p: h for p, (_, h) in room.final.items()}
-        try:
-            result = await asyncio.to_thread(
-                replay, game.env_source, game.env_config, room.players, room.seed, room.inputs,
-                end_frame, game.default_action, str(game.env_path), env_search_path(game, exp.directory))
+        replay_hash: str | None = None
+        replay_error: str | None = None
+        try:  # in a worker process: the relay goes on meanwhile
+            result = await self.replays.run(exp, game, room.players, room.seed, room.inputs, end_frame)
             replay_hash = result["hash"]
-        except Exception as exc:  # the env raised in CPython: record it, keep serving
-            log.exception("replay of room %s failed", room.id)
-            replay_hash = f"error: {type(exc).__name__}: {exc}"
+        except ReplayFailed as exc:  # e.g. a browser-only import: record it, keep serving
+            log.warning("replay of room %s could not run: %s", room.id, exc)
+            replay_error = str(exc)
+            self.stats["replay_errors"] += 1
         same_end = len({frame for frame, _ in room.final.values()}) == 1
-        agreed = same_end and set(finals.values()) == {replay_hash}
-        room.status = "completed" if agreed else "desync"
+        browsers_agree = same_end and len(set(finals.values())) == 1
+        if replay_error is not None:
+            # nothing to compare with: unverified, not a desync (unless the browsers
+            # already disagree among themselves, which needs no replay to tell)
+            room.status = "replay_error" if browsers_agree else "desync"
+        else:
+            room.status = "completed" if browsers_agree and replay_hash in finals.values() else "desync"
         self.stats["rooms_finished"] += 1
         await self.store.save_room(room_record(room, ended=time.time(), end_frame=end_frame,
-                                               final_hashes=finals, replay_hash=replay_hash))
+                                               final_hashes=finals, replay_hash=replay_hash,
+                                               replay_error=replay_error))
         outcome = {"status": room.status, "final_hashes": finals, "replay_hash": replay_hash,
                    "end_frame": end_frame}
+        if replay_error is not None:
+            outcome["replay_error"] = replay_error
         for seat in room.seats.values():
             await self._emit("room_result", outcome, seat.sid)
 

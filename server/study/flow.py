@@ -64,7 +64,7 @@ class Flow:
         reply = {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
                  "scenes": [s.model_dump(mode="json") for s in exp.scenes_for(condition, pid)]}
         if condition is not None:  # the page holds the games of the experiment's own path
-            reply["games"] = games_config(exp, condition, self.packages.current())
+            reply["games"] = games_config(exp, condition, self.packages.for_experiment(exp))
         return reply
 
     async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:

@@ -76,9 +76,13 @@ def experiment_files(directory: Path) -> list[EnvFile]:
     found = []
     total = 0
     base = directory.resolve()
+    # a Pyodide release's packages kept here (pyodide_packages_dir) are served as packages
+    releases = [p.parent for p in base.rglob("pyodide-lock.json")]
     for path in sorted(base.rglob("*")):
         rel = path.relative_to(base)
         if any(part.startswith(".") or part in PRIVATE_NAMES for part in rel.parts):
+            continue
+        if any(path.is_relative_to(release) for release in releases):
             continue
         if not path.is_file() or path.suffix in PRIVATE_SUFFIXES or rel.parts[0] == "assets":
             continue

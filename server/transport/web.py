@@ -117,7 +117,7 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
         exp = experiment_or_404(name)
         worker = request.args.get("worker", "1") != "0"
         try:
-            resolved = packages.current()
+            resolved = packages.for_experiment(exp)
         except PackageConfigError as exc:
             return Response(f"Experiment misconfigured: {exc}", status=500, mimetype="text/plain")
         return await render_template(
@@ -159,8 +159,13 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
 
     @app.get(f"{PKG_ROUTE}<path:rel>")
     async def package_wheel(rel: str):
-        # only wheels listed in pyscript.toml are served
-        path = packages.current().local_files.get(rel)
+        # only files listed in pyscript.toml are served; an experiment's own list under
+        # x/<experiment>/, so two experiments' wheels never clash
+        parts = rel.split("/")
+        if len(parts) > 2 and parts[0] == "x" and parts[1] in experiments:
+            path = packages.for_experiment(experiments[parts[1]]).local_files.get(rel)
+        else:
+            path = packages.current().local_files.get(rel)
         if path is None:
             abort(404)
         return await send_file(path, mimetype="application/zip")

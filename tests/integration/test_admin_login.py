@@ -262,7 +262,7 @@ async def test_dashboard_counts_participants_finished_declined_and_episodes(tmp_
         study = rows["study"]
         counts = dict(re.findall(r'data-count="(\w+)">([^<]*)<', study))
         assert counts == {"participants": "3", "finished": "1", "declined": "1", "episodes": "1 / 2",
-                          "rooms": "0 / 0"}
+                          "rooms": "0 / 0", "rooms_desync": "0", "rooms_replay_error": "0"}
         assert "A &lt;b&gt;study&lt;/b&gt;" in study  # escaped, not markup
         assert dict(re.findall(r'data-count="(\w+)">([^<]*)<', rows["other"]))["participants"] == "0"
     finally:

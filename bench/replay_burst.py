@@ -1,0 +1,191 @@
+"""Issue 11 figure: the relay's p99 while 20 rooms finish in the same second, each end
+triggering the server's CPython replay of 900 frames of the kitchen env, against the same
+load with no room finishing, in one run (one server). Once with the replays in the process
+pool (the default, ``replay_workers = 2``) and once on a thread of the server process
+(``replay_workers = 0``, the old ``asyncio.to_thread``) as the baseline.
+
+Quiet rooms play at 30 inputs/s per seat throughout (their partner's arrival times give the
+relay's one-way latency). The finishing rooms first record 900 frames of inputs each (sent
+in bursts of 32, before the measurement), then all report their final hashes — the hashes
+a browser would, computed here with the same replay — at random moments within one second.
+One room is finished before the quiet window, so the pool's workers exist (a running
+server's steady state; their start-up is not what is measured). Nothing is pinned: server,
+replay workers and these clients share the machine's cores.
+
+    python -m bench.replay_burst [--rooms 20] [--quiet-rooms 20] [--frames 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import runpy
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import summary
+from bench.load import ACTIONS, FPS, Seat
+from server.multiplayer.replay import replay
+from server.transport import serving
+from tests.servers import KITCHEN_CONTROLS, ROOT, start_server, write_experiment
+
+KITCHEN = ROOT / "experiments" / "kitchen"
+EXPERIMENT = "burst"
+CHUNK = 32  # inputs per message (the relay's limit)
+
+
+class TimedSeat(Seat):
+    """A seat that keeps every relayed input's (sent, received) perf_counter pair."""
+
+    def __init__(self, url: str, pid: str):
+        super().__init__(url, EXPERIMENT, pid)
+        self.samples: list[tuple[float, float]] = []
+        self.seed = 0
+        self.result_at = 0.0
+
+    def on_start(self, data: dict) -> None:
+        super().on_start(data)
+        self.seed = data["seed"]
+
+    def on_result(self, data: dict) -> None:
+        super().on_result(data)
+        self.result_at = time.perf_counter()
+
+    def on_input(self, data: dict) -> None:
+        now = time.perf_counter()
+        sent = self.partner.sent_at.pop(data["frame"], None) if self.partner else None
+        if sent is not None:
+            self.samples.append((sent, now))
+
+
+async def _pair(url: str, tag: str, i: int) -> tuple[TimedSeat, TimedSeat]:
+    a, b = TimedSeat(url, f"{tag}-{i}-a"), TimedSeat(url, f"{tag}-{i}-b")
+    a.partner, b.partner = b, a
+    for s in (a, b):
+        await s.sio.connect(url, auth=s.auth, transports=["websocket"], wait_timeout=30)
+    for s, want in ((a, "waiting"), (b, "matched")):
+        ack = await s.sio.call("mp_join", {"episode_id": f"ep-{s.auth['participant_id']}"}, timeout=30)
+        if ack.get("status") != want:
+            raise RuntimeError(f"matchmaking failed: {ack}")
+    await asyncio.wait_for(asyncio.gather(a.started.wait(), b.started.wait()), 30)
+    return a, b
+
+
+async def _record(pair: tuple[TimedSeat, TimedSeat], frames: int, rng: random.Random) -> dict[str, dict]:
+    """Record ``frames`` frames of random inputs for both seats; returns them by player."""
+    inputs: dict[str, dict[int, str]] = {}
+    for s in pair:
+        inputs[s.player] = {f: rng.choice(ACTIONS) for f in range(frames)}
+    for start in range(0, frames, CHUNK):
+        for s in pair:
+            chunk = [[f, inputs[s.player][f]] for f in range(start, min(frames, start + CHUNK))]
+            ack = await s.sio.call("input", {"frame": chunk[-1][0], "inputs": chunk, "adv": 0.0}, timeout=30)
+            if not ack.get("ok"):
+                raise RuntimeError(f"input refused: {ack}")
+    return inputs
+
+
+async def _finish(pair: tuple[TimedSeat, TimedSeat], digest: str, frames: int, delay: float) -> None:
+    await asyncio.sleep(delay)
+    for s in pair:
+        await s.sio.emit("state_hash", {"frame": frames, "hash": digest, "final": True})
+
+
+def _window(seats: list[TimedSeat], start: float, end: float) -> list[float]:
+    return [(got - sent) * 1000 for s in seats for sent, got in s.samples if start <= sent < end]
+
+
+def kitchen_config() -> dict:
+    return runpy.run_path(str(KITCHEN / "experiment.py"))["EXPERIMENT"]["env_config"]
+
+
+async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s: float,
+                   burst_s: float) -> dict:
+    rng = random.Random(11)
+    source, config = (KITCHEN / "env.py").read_text(), kitchen_config()
+    quiet = [await _pair(url, "quiet", i) for i in range(quiet_rooms)]
+    finishing = [await _pair(url, "finish", i) for i in range(rooms + 1)]  # the first warms the pool
+    hashes = []
+    for pair in finishing:  # what each browser would report: the same replay, here
+        inputs = await _record(pair, frames, rng)
+        hashes.append(replay(source, config, ["p0", "p1"], pair[0].seed, inputs, frames - 1, "noop")["hash"])
+    quiet_seats = [s for pair in quiet for s in pair]
+    t0 = time.perf_counter() + 0.2
+    end = t0 + 10.0 + quiet_s + burst_s  # plays past the burst window whatever the warm-up took
+    players = [asyncio.create_task(s.play(t0, end, rng.uniform(0, 1 / FPS), rng)) for s in quiet_seats]
+    warm = finishing.pop(0)
+    await _finish(warm, hashes.pop(0), frames, 0)
+    while warm[0].result is None:  # the pool is up once the first replay is back
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(max(1.0, t0 + 2.0 - time.perf_counter()))  # then traffic steady
+    quiet_window = (time.perf_counter(), time.perf_counter() + quiet_s)
+    await asyncio.sleep(quiet_s)
+    burst_start = time.perf_counter()
+    await asyncio.gather(*[_finish(pair, digest, frames, rng.uniform(0, 1.0))
+                           for pair, digest in zip(finishing, hashes, strict=True)])
+    while any(pair[0].result is None for pair in finishing) and time.perf_counter() < burst_start + burst_s:
+        await asyncio.sleep(0.01)
+    ended = all(pair[0].result is not None for pair in finishing)
+    last_result = max(pair[0].result_at for pair in finishing) - burst_start
+    await asyncio.sleep(max(0.0, burst_start + burst_s - time.perf_counter()))
+    for task in players:
+        task.cancel()
+    await asyncio.gather(*players, return_exceptions=True)
+    quiet_ms = _window(quiet_seats, *quiet_window)
+    burst_ms = _window(quiet_seats, burst_start, burst_start + burst_s)
+    statuses: dict[str, int] = {}
+    for pair in finishing:
+        status = pair[0].result["status"] if pair[0].result else "none"
+        statuses[status] = statuses.get(status, 0) + 1
+    for s in quiet_seats + [s for pair in [*finishing, warm] for s in pair]:
+        await s.sio.disconnect()
+    quiet_sum, burst_sum = summary(quiet_ms), summary(burst_ms)
+    return {"quiet_ms": quiet_sum, "burst_ms": burst_sum,
+            "p99_ratio": round(burst_sum["p99"] / quiet_sum["p99"], 2) if quiet_sum["p99"] else None,
+            "all_results_within_s": round(last_result, 3) if ended else None,
+            "room_results": statuses}
+
+
+def run(rooms: int = 20, quiet_rooms: int = 20, frames: int = 900, quiet_s: float = 5.0,
+        burst_s: float = 5.0) -> dict:
+    """{"pool": side, "thread": side, "settings", "target"}; a side has quiet_ms and burst_ms
+    (p50/p99/mean/n of the quiet rooms' relay one way), p99_ratio, all_results_within_s
+    (burst start -> last room_result) and room_results (status counts)."""
+    work = Path(tempfile.mkdtemp(prefix="coplay-replay-burst-"))
+    write_experiment(work / "experiments", EXPERIMENT, env_source=(KITCHEN / "env.py").read_text(),
+                     players=["p0", "p1"], default_action="noop", controls=KITCHEN_CONTROLS,
+                     start_key="Enter", max_steps=frames + 1000, env_config=kitchen_config())
+    out: dict = {"settings": {"finishing_rooms": rooms, "quiet_rooms": quiet_rooms, "replay_frames": frames,
+                              "quiet_window_s": quiet_s, "burst_window_s": burst_s, "fps": FPS},
+                 "target": {"burst_p99_over_quiet_p99": 2.0}}
+    for side, workers in (("pool", "2"), ("thread", "0")):
+        workdir = work / side
+        workdir.mkdir()
+        server = start_server(workdir, experiments_dir=work / "experiments",
+                              env={"COPLAY_REPLAY_WORKERS": workers, "COPLAY_MAX_ROOMS_PER_IP": "100000",
+                                   "COPLAY_MAX_CONNECTIONS_PER_IP": "100000"})
+        try:
+            out[side] = serving.run(_measure(server.url, rooms, quiet_rooms, frames, quiet_s, burst_s))
+        finally:
+            server.stop()
+        out[side]["replay_workers"] = int(workers)
+        print(f"replay burst: {side}: {json.dumps(out[side])}", file=sys.stderr, flush=True)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rooms", type=int, default=20)
+    parser.add_argument("--quiet-rooms", type=int, default=20)
+    parser.add_argument("--frames", type=int, default=900)
+    args = parser.parse_args()
+    print(json.dumps(run(args.rooms, args.quiet_rooms, args.frames), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
