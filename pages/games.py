@@ -19,7 +19,6 @@ class GamePreparer:
         self._last = None  # preparations run one after another, in the order asked
         self.showing = None  # the game scene the participant is on
         self.first_done = False
-        self.prepare_ms = {}
 
     def prepare(self, scene_id):
         if scene_id not in self.tasks:
@@ -42,7 +41,6 @@ class GamePreparer:
             except Exception:  # noqa: BLE001 - its own scene reports it
                 pass
         game = self.games[scene_id]
-        started = now_ms()
         await channel.request(m.INSTALL_PACKAGES, {"packages": game["packages"]})
         if self.showing == scene_id:
             self.ui.progress("Loading environment…", 88)
@@ -55,7 +53,6 @@ class GamePreparer:
         if not self.first_done:
             self.first_done = True
             mark("env-ready")  # the visit's first env: Pyodide, packages and env all up
-        self.prepare_ms[scene_id] = now_ms() - started
         return channel
 
     async def ready(self, scene_id):
@@ -109,7 +106,7 @@ async def wait_key_or(key, seconds):
 
 async def play_scene(scene, game, channel, ctx, ui):
     """One game scene: its episodes, one after another, within its time limit. Returns the
-    last episode's result, with the outcome the scene ends on."""
+    last episode's result, with the outcome the scene ends on (`time_up` when the limit ended it)."""
     from pages.game import play_episode
 
     ctx.selector.configure(game["controls"], game["default_action"])
@@ -136,7 +133,8 @@ async def play_scene(scene, game, channel, ctx, ui):
         if result.get("outcome", "completed") != "completed":
             return result
         if deadline is not None and now_ms() >= deadline:
-            result["outcome"] = "completed"
+            # (a multiplayer episode always plays to its end, so every browser stays in step:
+            # its scene's time limit is checked between episodes)
             result["time_up"] = True
             return result
         await sleep_ms(0)

@@ -109,7 +109,9 @@ class RoomEvents:
     def on_room_result(self, msg):
         self.result = msg
         self.ui.attr("room-status", msg["status"])
-        self.ui.attr("replay-hash", msg["replay_hash"])
+        self.ui.attr("replay-hash", msg["replay_hash"] or "")
+        if msg.get("replay_error"):  # the server could not replay the room: unverified, not a desync
+            self.ui.attr("replay-error", msg["replay_error"])
 
 
 class RttMeter:
