@@ -105,3 +105,26 @@ def test_practice_then_two_player_blocks_with_the_same_partner(tmp_path, servers
     with (out / "blocks" / "episodes.csv").open(newline="") as fh:
         exported = sorted((r["scene_id"], r["episode_index"]) for r in csv.DictReader(fh))
     assert exported == sorted([("practice", "0"), ("practice", "1"), ("duo", "0"), ("duo", "1")] * 2)
+
+
+def test_a_scene_time_limit_stops_the_running_episode_and_the_scene(tmp_path, servers, new_page):
+    exps = tmp_path / "experiments"
+    folder = exps / "timed"
+    shutil.copytree(STUDY_SOURCE / "maze", folder / "maze")
+    definition = {"name": "timed", "default_action": "noop", "scenes": [
+        {"type": "game", "id": "timed", "env": "maze/env.py", "episodes": 3, "max_steps": 900, "fps": 30,
+         "time_limit": 1.5, "auto_start": True, "controls": {"ArrowRight": "right"}},
+        {"type": "end", "id": "end", "redirect_after": None}]}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "experiment.py").write_text(f"EXPERIMENT = {definition!r}\n")
+    server = servers(experiments_dir=exps)
+    page, watch = new_page()
+    page.goto(server.url + "/x/timed")
+    assert wait_stage(page, "end", "error", timeout=60) == "end", watch.dump()
+    rows = wait_until(lambda: server.query("SELECT status, frames, episode_index FROM episodes"
+                                           " WHERE status != 'running'"), 10)
+    assert len(rows) == 1, rows  # the limit ended the scene during its first episode
+    status, frames, index = rows[0]
+    assert status == "time_limit" and index == 0
+    assert 15 <= frames < 900  # stopped at about 1.5 s of 30 fps, far before max_steps
+    assert server.query("SELECT count(*) FROM steps") == [(frames,)]
