@@ -328,7 +328,8 @@ async def main():
         if search.get("bench") == "1" or search.get("synctest") is not None:
             first = [s["id"] for s in hello["scenes"] if s["type"] == "game"][0]
             channel = await preparer.ready(first)
-            game = preparer.games[first]
+            game = dict(cfg)  # the page's settings with the first game's
+            game.update(preparer.games[first])
             if search.get("bench") == "1":
                 from pages.bench import run_channel_bench
 
