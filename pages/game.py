@@ -55,19 +55,23 @@ async def run_frames(game, channel, renderer, selector, uploader, ui, state, tim
         actions = {}
         for player in players:
             actions[player] = game["default_action"]
-        actions[players[0]] = selector.action()
+        actions[game["humans"][0]] = selector.action()
         t_client = now_ms()
         result = await channel.request(m.STEP, {"actions": actions})
         renderer.draw(result["render"])
         state["frame"] = result["frame"]
         ui.frame(result["frame"])
         state["total_reward"] += reward_sum(result["rewards"])
-        uploader.add({
+        record = {
             "frame": result["frame"], "actions": actions, "rewards": result["rewards"],
             "done": result["done"], "info": result["info"], "t_client": t_client,
             "t_sent": result["t_sent"], "t_worker_start": result["t_worker_start"],
             "t_worker_end": result["t_worker_end"], "t_received": result["t_received"],
-        })
+        }
+        if "partner_actions" in result:  # AI seats: recorded like a person's input, with who decided
+            actions.update(result["partner_actions"])
+            record["metrics"] = {"partners": result["partners"]}
+        uploader.add(record)
         if result["done"] or result["frame"] >= game["max_steps"]:
             return
         deadline += frame_ms

@@ -8,6 +8,7 @@ import traceback
 
 from protocol import messages as m
 from worker.env_host import EnvHost
+from worker.policies import build_seats
 
 ASYNC_TYPES = (m.INIT, m.INSTALL_PACKAGES)
 MAIN_SLOT = "main"
@@ -144,12 +145,17 @@ class Dispatcher:
         filename = base + "/" + msg.get("filename", "env.py")
         self._write_text(filename, msg["code"])
         env_dir = filename.rsplit("/", 1)[0]
-        return self._run_env(msg, filename, [env_dir] if env_dir == base else [env_dir, base])
+        return self._run_env(msg, filename, [env_dir] if env_dir == base else [env_dir, base], base)
 
-    def _run_env(self, msg, filename, search_path=()):
+    def _run_env(self, msg, filename, search_path=(), base=None):
         self.progress("loading_env", "Loading environment…", 0.95)
         name = str(msg.get("slot") or MAIN_SLOT)
-        self._slot(msg, create=True).load(msg["code"], filename, search_path=search_path)
+        host = self._slot(msg, create=True)
+        host.load(msg["code"], filename, search_path=search_path)
+        if msg.get("partners"):  # AI seats, their policy files beside the env's
+            if base is None:
+                raise m.ProtocolError("AI partners need the experiment's files (RUN_INIT_CODE root)")
+            host.set_partners(build_seats(msg["partners"], base, search_path))
         if self.host.env is None:  # the visit's first env is the one played until a RESET says otherwise
             self._activate(name)
         return {"loaded": True, "slot": name}

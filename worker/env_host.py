@@ -77,6 +77,7 @@ class EnvHost:
         self.frame = 0
         self.ring_size = ring_size
         self.snapshots = {}
+        self.partners = {}  # AI seats (worker/policies.py), set after each load
         self.frames = []  # RGBA pixels of the frames rendered for the reply being built
 
     # -- loading -------------------------------------------------------------
@@ -112,6 +113,14 @@ class EnvHost:
         self.env = env
         self.frame = 0
         self.snapshots = {}
+        self.partners = {}
+
+    def set_partners(self, seats):
+        """AI seats (worker/policies.py): the env host fills in their actions on every step."""
+        self.partners = seats
+
+    def _players(self):
+        return self.globals.get("players") or ["p0"]
 
     def _require_env(self):
         if self.env is None:
@@ -123,12 +132,20 @@ class EnvHost:
         obs, info = self._require_env().reset(seed=seed)
         self.frame = 0
         self.snapshots = {}
+        for seat in self.partners.values():  # a fresh policy state every episode
+            seat.reset(seed, obs, info, self._players())
         out = {"frame": 0, "obs": safe_serialize(obs), "info": safe_serialize(info)}
         if render:
             out["render"] = self.render()
         return out
 
     def step(self, actions, render=True, include_obs=False):
+        chosen = None
+        if self.partners:  # AI seats play what they decided after the frame before
+            actions = dict(actions)
+            chosen = {}
+            for name, seat in self.partners.items():
+                actions[name] = chosen[name] = seat.action
         obs, rewards, terminated, truncated, info = self._require_env().step(actions)
         self.frame += 1
         out = {
@@ -141,6 +158,11 @@ class EnvHost:
         }
         if include_obs:
             out["obs"] = safe_serialize(obs)
+        if chosen is not None:
+            out["partner_actions"] = safe_serialize(chosen)
+            out["partners"] = {name: seat.report() for name, seat in self.partners.items()}
+            for seat in self.partners.values():  # the next frame's decisions, from what this one shows
+                seat.observe(self.frame, obs, info, self._players())
         if render:
             out["render"] = self.render()
         return out

@@ -4,12 +4,15 @@ the field and the reason, so a researcher never meets a half-broken page."""
 
 from __future__ import annotations
 
+import re
 import runpy
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from server.policies.check import check_partners_run
+from server.policies.config import parse_policy
 from server.study.games import EnvFile, GameSpec, GameSpecError, check_players, experiment_files, resolve_game
 from server.study.scenes import Game, Scene, finish_scenes, personal_order
 
@@ -99,6 +102,9 @@ class Experiment(BaseModel):
     multiplayer: Multiplayer = Multiplayer()
     # between-subject conditions, assigned on arrival to keep the counts balanced
     conditions: list[Condition] = []
+    # AI partners: named policies, and the seats the game scenes give them (server/policies/)
+    policies: dict[str, Any] = {}
+    partners: dict[str, str] = {}
     # the participant's path; without it the study is just the game
     scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 
@@ -124,6 +130,22 @@ class Experiment(BaseModel):
             if not key:
                 raise ValueError("a control key must be a KeyboardEvent.key name such as 'ArrowLeft'")
         return value
+
+    @field_validator("policies")
+    @classmethod
+    def _policies(cls, value: dict[str, Any]) -> dict[str, Any]:
+        parsed = {}
+        for name, policy in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", name):
+                raise ValueError(f"policy name {name!r}: use letters, digits, _ and - (at most 40)")
+            try:
+                parsed[name] = parse_policy(policy)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                raise ValueError(f"policy {name!r}: {problems}") from None
+            except ValueError as exc:
+                raise ValueError(f"policy {name!r}: {exc}") from None
+        return parsed
 
     @field_validator("conditions")
     @classmethod
@@ -236,6 +258,7 @@ def load_experiment(path: Path) -> Experiment:
         exp.env_files = experiment_files(exp.directory)
         for spec in exp.games.values():
             check_players(spec, exp.directory)
+            check_partners_run(spec, exp.policies, exp.directory)
     except GameSpecError as exc:
         raise ExperimentError(f"{path}: {exc}") from None
     return exp

@@ -16,7 +16,7 @@ from server.study.scenes import Game
 
 # Scene keys that fall back to the experiment's top-level key of the same name.
 INHERITED = ("env", "env_config", "players", "max_steps", "fps", "controls", "default_action",
-             "start_key", "auto_start", "instructions", "multiplayer")
+             "start_key", "auto_start", "instructions", "multiplayer", "partners")
 
 # Files of an experiment folder the browser never gets: the definition itself (it may hold
 # completion codes), the package list, wheels (installed by micropip), caches, dotfiles.
@@ -59,16 +59,40 @@ class GameSpec(BaseModel):
     between_episodes: str
     auto_advance: float | None
     rematch: bool
+    partners: dict[str, str]  # seat -> policy name: AI seats
+
+    @property
+    def humans(self) -> list[str]:
+        """The seats people play (the first is this browser's keyboard in a single-browser game)."""
+        return [p for p in self.players if p not in self.partners]
 
     @property
     def is_multiplayer(self) -> bool:
-        return len(self.players) > 1
+        """More than one person: a room of browsers, matched by the server."""
+        return len(self.humans) > 1
 
     @property
     def env_rel(self) -> str:
         """The env file relative to its experiment folder, as the worker lays it out (an env
         kept outside the folder is placed at its top: only that one file goes along)."""
         return self.env.name if self.env.is_absolute() else self.env.as_posix()
+
+
+def check_partners(scene_id: str, partners: dict[str, str], players: list[str], policies: dict) -> None:
+    for seat, name in sorted(partners.items()):
+        if seat not in players:
+            raise GameSpecError(f"scene {scene_id!r}: partners: seat {seat!r} is not one of the players "
+                                f"{players}")
+        if name not in policies:
+            raise GameSpecError(f"scene {scene_id!r}: partners: {seat}: no policy {name!r} "
+                                f"(defined: {', '.join(sorted(policies)) or 'none'})")
+    humans = [p for p in players if p not in partners]
+    if not humans:
+        raise GameSpecError(f"scene {scene_id!r}: partners: every seat is an AI partner; "
+                            "leave at least one for the participant")
+    if partners and len(humans) > 1:
+        raise GameSpecError(f"scene {scene_id!r}: partners: AI seats in a room of several people are "
+                            "not available yet; an AI partner plays beside one person")
 
 
 def experiment_files(directory: Path) -> list[EnvFile]:
@@ -143,6 +167,7 @@ def resolve_game(exp: Any, scene: Game, condition: Any | None) -> GameSpec:
         raise GameSpecError(f"scene {scene.id!r}: players: player ids must be unique")
     if not values["auto_start"] and values["start_key"] in values["controls"]:
         raise GameSpecError(f"scene {scene.id!r}: start_key {values['start_key']!r} is also a game control")
+    check_partners(scene.id, values["partners"], players, exp.policies)
     env = Path(values["env"])
     env_path = env if env.is_absolute() else exp.directory / env
     return GameSpec(scene_id=scene.id, env_path=env_path, env_source="", episodes=own.episodes,
@@ -186,7 +211,8 @@ def check_players(spec: GameSpec, directory: Path) -> None:
                             f"({', '.join(declared)})")
 
 
-def client_game(spec: GameSpec, files: list[EnvFile], file_base: str, packages: list[dict]) -> dict:
+def client_game(spec: GameSpec, files: list[EnvFile], file_base: str, packages: list[dict],
+                partners: dict[str, dict] | None = None) -> dict:
     """What the page needs to prepare and play one game scene."""
     return {
         "scene_id": spec.scene_id,
@@ -210,11 +236,17 @@ def client_game(spec: GameSpec, files: list[EnvFile], file_base: str, packages: 
         "between_episodes": spec.between_episodes,
         "auto_advance": spec.auto_advance,
         "multiplayer": spec.multiplayer.model_dump(exclude={"network"}) if spec.is_multiplayer else None,
+        "humans": spec.humans,
+        "partners": partners,
     }
 
 
 def games_config(exp: Any, condition: str | None, packages: Any) -> dict[str, dict]:
     """Every game scene of the condition's path, as the page prepares and plays it."""
     base = f"/x/{exp.name}/files/"
-    return {g.scene_id: client_game(g, exp.env_files, base, packages.entries)
+    from server.policies.config import partner_spec
+
+    return {g.scene_id: client_game(g, exp.env_files, base, packages.entries,
+                                    {seat: partner_spec(name, exp.policies[name], exp.directory)
+                                     for seat, name in g.partners.items()})
             for g in exp.games_for(condition)}

@@ -72,6 +72,8 @@ class Game(SceneBase):
     auto_advance: float | None = Field(default=None, ge=0)  # seconds before the next episode starts by itself
     # a multiplayer scene right after another keeps the same partners unless rematch is true
     rematch: bool = False
+    # seats played by AI partners: {"p1": "<policy name>"} (server/policies/)
+    partners: dict[str, str] | None = None
 
 
 class Question(BaseModel):
