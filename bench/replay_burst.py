@@ -151,7 +151,7 @@ async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s:
 
 
 def run(rooms: int = 20, quiet_rooms: int = 20, frames: int = 900, quiet_s: float = 5.0,
-        burst_s: float = 5.0, trials: int = 3) -> dict:
+        burst_s: float = 5.0, trials: int = 5) -> dict:
     """{"pool": side, "thread": side, "settings", "target"}; a side is its median trial (by
     p99 ratio), with quiet_ms and burst_ms (p50/p99/mean/n of the quiet rooms' relay one
     way), p99_ratio, all_results_within_s (burst start -> last room_result), room_results

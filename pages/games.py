@@ -48,7 +48,7 @@ class GamePreparer:
             "env_config": game["env_config"], "players": game["players"]}})
         await channel.request(m.RUN_INIT_CODE, {
             "slot": scene_id, "code": game["env_source"], "filename": game["env_filename"],
-            "files": game["env_files"], "root": self.root})
+            "files": game["env_files"], "root": self.root, "partners": game["partners"]})
         mark("env-ready:" + scene_id)
         if not self.first_done:
             self.first_done = True
