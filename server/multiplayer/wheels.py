@@ -7,7 +7,6 @@ extension) cannot be imported here: it is skipped, and named at startup."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -15,6 +14,8 @@ import tempfile
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
+
+from server.vendor import sha256_of
 
 log = logging.getLogger("coplay.wheels")
 
@@ -43,14 +44,6 @@ def unusable_reason(path: Path) -> str | None:
     kind = "a Pyodide (emscripten/wasm32) build" if any(
         "emscripten" in p or "pyodide" in p or "wasm" in p for p in platform) else "platform-specific"
     return f"{path.name} is {kind} ({tags}), not pure Python (py3-none-any)"
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class WheelCache:

@@ -6,7 +6,6 @@ file), or — only when ``allow_cdn = true`` — a Pyodide package on the offici
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tomllib
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
+from server.vendor import sha256_of
 
 log = logging.getLogger("coplay.packages")
 
@@ -105,14 +106,6 @@ class PyodideRelease(BaseModel):
         return self.lock.get("packages", {})
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_pyodide_release(config: PackageConfig, toml_path: Path,
                          vendored_lock: dict | None) -> PyodideRelease | None:
     if config.pyodide_packages_dir is None:
@@ -153,7 +146,7 @@ def _release_files(release: PyodideRelease, spec: str, toml_path: Path) -> list[
         if not expected:
             raise PackageConfigError(f"{toml_path}: pyodide_packages_dir: the lock file gives no sha256 "
                                      f"for {info['file_name']}")
-        if _sha256(path) != expected:
+        if sha256_of(path) != expected:
             raise PackageConfigError(f"{toml_path}: pyodide_packages_dir: {path} does not match the "
                                      f"sha256 in {release.folder / 'pyodide-lock.json'}")
         found.append((info, path))

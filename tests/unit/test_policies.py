@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from server.study.experiment import ExperimentError, load_experiment
+from server.study.experiment import load_experiment
+from tests.unit.test_game_scenes import error_of
 from worker.env_host import EnvHost, forget_search_path
 from worker.policies import PolicyError, build_seats
 
@@ -58,14 +59,6 @@ def write(tmp_path, policies, partners, players=("p0", "p1"), policy_text=ECHO_P
     path = folder / "experiment.py"
     path.write_text(f"EXPERIMENT = {definition!r}\n")
     return path
-
-
-def error_of(path):
-    with pytest.raises(ExperimentError) as info:
-        load_experiment(path)
-    message = str(info.value)
-    assert str(path) in message
-    return message
 
 
 def test_a_partner_scene_is_one_person_and_an_ai_seat(tmp_path):
