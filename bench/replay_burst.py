@@ -9,8 +9,9 @@ relay's one-way latency). The finishing rooms first record 900 frames of inputs 
 in bursts of 32, before the measurement), then all report their final hashes — the hashes
 a browser would, computed here with the same replay — at random moments within one second.
 One room is finished before the quiet window, so the pool's workers exist (a running
-server's steady state; their start-up is not what is measured). Nothing is pinned: server,
-replay workers and these clients share the machine's cores.
+server's steady state; their start-up is not what is measured). The finishing rooms' clients
+run in a process of their own, so their work never delays the measuring clients' clock.
+Nothing is pinned: server, replay workers and both client processes share the cores.
 
     python -m bench.replay_burst [--rooms 20] [--quiet-rooms 20] [--frames 900]
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import random
 import runpy
 import sys
@@ -103,51 +105,83 @@ def kitchen_config() -> dict:
     return runpy.run_path(str(KITCHEN / "experiment.py"))["EXPERIMENT"]["env_config"]
 
 
-async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s: float,
-                   burst_s: float) -> dict:
+async def _finishing_rooms(url: str, rooms: int, frames: int, conn) -> None:
+    """The finishing rooms, in a process of their own (so their clients' work never delays
+    the measuring clients): record, then on "warm" finish one room and on "burst" the rest
+    at random moments within one second; report when their results came back."""
     rng = random.Random(11)
     source, config = (KITCHEN / "env.py").read_text(), kitchen_config()
-    quiet = [await _pair(url, "quiet", i) for i in range(quiet_rooms)]
     finishing = [await _pair(url, "finish", i) for i in range(rooms + 1)]  # the first warms the pool
     hashes = []
     for pair in finishing:  # what each browser would report: the same replay, here
         inputs = await _record(pair, frames, rng)
         hashes.append(replay(source, config, ["p0", "p1"], pair[0].seed, inputs, frames - 1, "noop")["hash"])
-    quiet_seats = [s for pair in quiet for s in pair]
-    t0 = time.perf_counter() + 0.2
-    end = t0 + 10.0 + quiet_s + burst_s  # plays past the burst window whatever the warm-up took
-    players = [asyncio.create_task(s.play(t0, end, rng.uniform(0, 1 / FPS), rng)) for s in quiet_seats]
+    conn.send("ready")
+    assert await asyncio.to_thread(conn.recv) == "warm"
     warm = finishing.pop(0)
     await _finish(warm, hashes.pop(0), frames, 0)
     while warm[0].result is None:  # the pool is up once the first replay is back
         await asyncio.sleep(0.01)
-    await asyncio.sleep(max(1.0, t0 + 2.0 - time.perf_counter()))  # then traffic steady
-    quiet_window = (time.perf_counter(), time.perf_counter() + quiet_s)
-    await asyncio.sleep(quiet_s)
+    conn.send("warm")
+    burst_s = await asyncio.to_thread(conn.recv)
     burst_start = time.perf_counter()
     await asyncio.gather(*[_finish(pair, digest, frames, rng.uniform(0, 1.0))
                            for pair, digest in zip(finishing, hashes, strict=True)])
     while any(pair[0].result is None for pair in finishing) and time.perf_counter() < burst_start + burst_s:
         await asyncio.sleep(0.01)
     ended = all(pair[0].result is not None for pair in finishing)
-    last_result = max(pair[0].result_at for pair in finishing) - burst_start
-    await asyncio.sleep(max(0.0, burst_start + burst_s - time.perf_counter()))
-    for task in players:
-        task.cancel()
-    await asyncio.gather(*players, return_exceptions=True)
-    quiet_ms = _window(quiet_seats, *quiet_window)
-    burst_ms = _window(quiet_seats, burst_start, burst_start + burst_s)
     statuses: dict[str, int] = {}
     for pair in finishing:
         status = pair[0].result["status"] if pair[0].result else "none"
         statuses[status] = statuses.get(status, 0) + 1
-    for s in quiet_seats + [s for pair in [*finishing, warm] for s in pair]:
+    last = max(pair[0].result_at for pair in finishing) - burst_start if ended else None
+    conn.send({"statuses": statuses, "last_result_s": last})
+    assert await asyncio.to_thread(conn.recv) == "stop"
+    for s in [s for pair in [*finishing, warm] for s in pair]:
+        await s.sio.disconnect()
+
+
+def _finisher_process(url: str, rooms: int, frames: int, conn) -> None:
+    serving.run(_finishing_rooms(url, rooms, frames, conn))
+
+
+async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s: float,
+                   burst_s: float) -> dict:
+    rng = random.Random(12)
+    ours, theirs = multiprocessing.Pipe()
+    finisher = multiprocessing.get_context("spawn").Process(
+        target=_finisher_process, args=(url, rooms, frames, theirs), daemon=True)
+    finisher.start()
+    quiet = [await _pair(url, "quiet", i) for i in range(quiet_rooms)]
+    assert await asyncio.to_thread(ours.recv) == "ready"
+    quiet_seats = [s for pair in quiet for s in pair]
+    t0 = time.perf_counter() + 0.2
+    end = t0 + 10.0 + quiet_s + burst_s  # plays past the burst window whatever the warm-up took
+    players = [asyncio.create_task(s.play(t0, end, rng.uniform(0, 1 / FPS), rng)) for s in quiet_seats]
+    ours.send("warm")
+    assert await asyncio.to_thread(ours.recv) == "warm"
+    await asyncio.sleep(max(1.0, t0 + 2.0 - time.perf_counter()))  # then traffic steady
+    quiet_window = (time.perf_counter(), time.perf_counter() + quiet_s)
+    await asyncio.sleep(quiet_s)
+    burst_start = time.perf_counter()
+    ours.send(burst_s)
+    report = await asyncio.to_thread(ours.recv)
+    await asyncio.sleep(max(0.0, burst_start + burst_s - time.perf_counter()))
+    for task in players:
+        task.cancel()
+    await asyncio.gather(*players, return_exceptions=True)
+    ours.send("stop")
+    await asyncio.to_thread(finisher.join, 30)
+    quiet_ms = _window(quiet_seats, *quiet_window)
+    burst_ms = _window(quiet_seats, burst_start, burst_start + burst_s)
+    for s in quiet_seats:
         await s.sio.disconnect()
     quiet_sum, burst_sum = summary(quiet_ms), summary(burst_ms)
+    last = report["last_result_s"]
     return {"quiet_ms": quiet_sum, "burst_ms": burst_sum,
             "p99_ratio": round(burst_sum["p99"] / quiet_sum["p99"], 2) if quiet_sum["p99"] else None,
-            "all_results_within_s": round(last_result, 3) if ended else None,
-            "room_results": statuses}
+            "all_results_within_s": round(last, 3) if last is not None else None,
+            "room_results": report["statuses"]}
 
 
 def run(rooms: int = 20, quiet_rooms: int = 20, frames: int = 900, quiet_s: float = 5.0,

@@ -170,8 +170,9 @@ def _replay_lines(rb: dict | None) -> list[str]:
     st = rb["settings"]
     lines = ["", f"**Replays** — {st['quiet_rooms']} rooms playing at 30 inputs/s per seat while "
              f"{st['finishing_rooms']} other rooms finish within one second, each end replayed in CPython "
-             f"({st['replay_frames']} frames of `kitchen`); nothing pinned, clients on the same cores; "
-             "the median of the trials (interleaved), every trial's ratio beside it", "",
+             f"({st['replay_frames']} frames of `kitchen`); the measuring clients and the finishing rooms' "
+             "clients in two processes, nothing pinned (server, replay workers and clients share the "
+             "cores); the median of the trials (interleaved), every trial's ratio beside it", "",
              "| replays run | relay one way p50 / p99 ms, no room finishing | same, while the rooms finish "
              "| p99 ratio (trials) | all results after | target |", "|---|---:|---:|---:|---:|---|"]
     for side, label in (("pool", "process pool, 2 workers (default)"),

@@ -312,12 +312,13 @@ async def main():
     try:
         hello_box = Hello(socket, outbox)
         booting = asyncio.create_task(boot(cfg, fatal))
-        # Game modules are compiled while the worker boots, in a task of their own, so
+        # Game modules are compiled while the worker boots, each in a task of its own, so
         # our main-thread start-up is never one long block.
         await sleep_ms(0)
         import pages.game  # noqa: F401
-        import pages.games  # noqa: F401
+        await sleep_ms(0)
         import pages.renderer  # noqa: F401
+        await sleep_ms(0)
         from pages.games import GamePreparer
 
         hello = await hello_box.get()
