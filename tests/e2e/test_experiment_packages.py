@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from tests.e2e.browser import body, wait_stage
+from tests.e2e.test_multiplayer import open_pair
 from tests.servers import write_experiment
 from tests.wheels import build_wheel
 
@@ -50,17 +51,7 @@ def test_two_browsers_and_the_replay_import_the_experiments_own_wheel(tmp_path, 
     global_toml.write_text("packages = []\n")  # nothing server-wide: the experiment's own list only
     server = servers(experiments_dir=exps, pyscript_toml=global_toml)
 
-    pages = []
-    for _ in range(2):
-        page, watch = new_page()
-        page.goto(server.url + "/x/pkgs", wait_until="commit")
-        pages.append((page, watch))
-    for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
-    for page, _ in pages:
-        page.keyboard.press("Enter")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, experiment="pkgs")
     for k in range(20):
         for i, (page, _) in enumerate(pages):
             page.keyboard.press(["ArrowLeft", "ArrowRight"][(k + i) % 2])

@@ -23,12 +23,12 @@ def kitchen(tmp_path, **fields):
     return exps
 
 
-def open_pages(server, new_page, count, query="", timeout=90):
+def open_pages(server, new_page, count, query="", timeout=90, experiment="kitchen"):
     """Open `count` pages at once (each boots Pyodide concurrently), start them all."""
     pages = []
     for _ in range(count):
         page, watch = new_page()
-        page.goto(server.url + "/x/kitchen" + query, wait_until="commit")
+        page.goto(server.url + "/x/" + experiment + query, wait_until="commit")
         pages.append((page, watch))
     for page, watch in pages:
         assert wait_stage(page, "ready", "error", timeout=timeout) == "ready", watch.dump()
@@ -37,8 +37,8 @@ def open_pages(server, new_page, count, query="", timeout=90):
     return pages
 
 
-def open_pair(server, new_page, query=""):
-    pages = open_pages(server, new_page, 2, query)
+def open_pair(server, new_page, query="", timeout=90, experiment="kitchen"):
+    pages = open_pages(server, new_page, 2, query, timeout, experiment)
     for page, watch in pages:
         assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
     return pages

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.browser import body, wait_stage
+from tests.e2e.test_multiplayer import open_pair
 from tests.servers import write_experiment
 
 # 8×4 pixels: top-left quarter red, bottom-left white, right half blue on even frames and
@@ -99,17 +100,7 @@ def test_rgb_frames_in_rollback_batches_of_a_two_player_room(tmp_path, servers, 
     exps = experiment(tmp_path, players=["p0", "p1"], max_steps=150, start_key="Enter",
                       multiplayer={"hash_every": 30})
     server = servers(experiments_dir=exps)
-    pages = []
-    for _ in range(2):
-        page, watch = new_page()
-        page.goto(server.url + "/x/frames", wait_until="commit")
-        pages.append((page, watch))
-    for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=120) == "ready", watch.dump()
-    for page, _ in pages:
-        page.keyboard.press("Enter")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, timeout=120, experiment="frames")
     shots = {i: sample(page, times=8) for i, (page, _) in enumerate(pages)}
     for page, watch in pages:
         assert wait_stage(page, "done", "error", timeout=60) == "done", watch.dump()
