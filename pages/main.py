@@ -171,7 +171,9 @@ async def boot(cfg, fatal):
     log("env runtime ready:", ready["runtime"], "python", ready["python"])
     ui.progress("Starting Python…", 40)
     # snapshots the rollback may need: the largest prediction window plus input delay, with slack
-    await channel.request(m.INIT, {"options": {"ring_size": cfg["ring_size"]}})
+    # onnx_wasm: where onnxruntime-web's .wasm is served, when a policy is an ONNX model
+    options = {"ring_size": cfg["ring_size"], "onnx_wasm": cfg.get("onnx_wasm")}
+    await channel.request(m.INIT, {"options": options})
     ui.boot_stage("installing")
     ui.progress("Installing packages…", 50)
     return channel

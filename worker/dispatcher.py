@@ -8,7 +8,7 @@ import traceback
 
 from protocol import messages as m
 from worker.env_host import EnvHost
-from worker.policies import build_seats
+from worker.policies import build_seats, cpu_runner, prepare_seats
 
 ASYNC_TYPES = (m.INIT, m.INSTALL_PACKAGES)
 MAIN_SLOT = "main"
@@ -22,7 +22,8 @@ class Dispatcher:
     own (SET_GLOBALS / RUN_INIT_CODE name it), so the next scene's env can be prepared while
     the current one plays; RESET with a slot makes it the one STEP and BATCH drive."""
 
-    def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None, post_frames=None):
+    def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None, post_frames=None,
+                 onnx_runner=None):
         self.post = post
         # CPython callers that draw nothing may leave it out: the pixels are dropped
         self.post_frames = post_frames or (lambda text, frames: post(text))
@@ -30,6 +31,8 @@ class Dispatcher:
         self.installer = installer
         self.fetcher = fetcher  # async (url) -> bytes, for env files; None in CPython tests
         self.runtime = runtime
+        # (model path, INIT options) -> ONNX runner: onnxruntime-web in the browser
+        self.onnx_runner = onnx_runner or (lambda path, options: cpu_runner(path))
         self.hosts = {MAIN_SLOT: EnvHost()}
         self.active = MAIN_SLOT
         self.options = {}
@@ -72,8 +75,10 @@ class Dispatcher:
         if msg["type"] not in m.REQUESTS:
             self.send(m.error(msg["id"], "ProtocolError", "not a request: " + msg["type"]))
             return None
-        # RUN_INIT_CODE awaits only when it has files to fetch (an experiment's folder)
-        if msg["type"] in ASYNC_TYPES or (msg["type"] == m.RUN_INIT_CODE and msg.get("root") is not None):
+        # RUN_INIT_CODE awaits only when it has files to fetch (an experiment's folder);
+        # RESET when an AI seat's first decision must be awaited (ONNX in the browser)
+        if msg["type"] in ASYNC_TYPES or (msg["type"] == m.RUN_INIT_CODE and msg.get("root") is not None) \
+                or (msg["type"] == m.RESET and self._resets_async(msg)):
             return self._run_async(msg, started)
         self.host.take_frames()  # nothing left over from a request that failed
         try:
@@ -82,7 +87,13 @@ class Dispatcher:
             self._send_error(msg, exc)
             return None
         self._reply(msg, result, started)
+        if msg["type"] == m.STEP and self.host.has_async_partners():
+            return self.host.decide()  # the next frame's decisions, awaited between frames
         return None
+
+    def _resets_async(self, msg):
+        name = str(msg.get("slot") or self.active)
+        return name in self.hosts and self.hosts[name].has_async_partners()
 
     async def _run_async(self, msg, started):
         try:
@@ -90,6 +101,9 @@ class Dispatcher:
                 result = self._init(msg)
             elif msg["type"] == m.RUN_INIT_CODE:
                 result = await self._load_env(msg)
+            elif msg["type"] == m.RESET:
+                result = self._handle_sync(msg)
+                await self.host.first_decisions()
             else:
                 result = await self._install(msg)
         except Exception as exc:
@@ -145,17 +159,27 @@ class Dispatcher:
         filename = base + "/" + msg.get("filename", "env.py")
         self._write_text(filename, msg["code"])
         env_dir = filename.rsplit("/", 1)[0]
-        return self._run_env(msg, filename, [env_dir] if env_dir == base else [env_dir, base], base)
+        search_path = [env_dir] if env_dir == base else [env_dir, base]
+        host = self._slot(msg, create=True)
+        result = self._run_env(msg, filename, search_path)
+        if msg.get("partners"):  # AI seats, their policy files beside the env's
+            started = self.clock()
+            seats = build_seats(msg["partners"], base, search_path,
+                                runner_for=lambda path: self.onnx_runner(path, self.options))
+            if any(seat.is_async for seat in seats.values()):
+                self.progress("loading_env", "Loading the AI partner…", 0.97)
+                await prepare_seats(seats)  # ONNX sessions created and warmed up while the page loads
+            host.set_partners(seats)
+            result["partners_ms"] = round(self.clock() - started, 3)
+        return result
 
-    def _run_env(self, msg, filename, search_path=(), base=None):
+    def _run_env(self, msg, filename, search_path=()):
         self.progress("loading_env", "Loading environment…", 0.95)
         name = str(msg.get("slot") or MAIN_SLOT)
         host = self._slot(msg, create=True)
+        if msg.get("partners") and msg.get("root") is None:
+            raise m.ProtocolError("AI partners need the experiment's files (RUN_INIT_CODE root)")
         host.load(msg["code"], filename, search_path=search_path)
-        if msg.get("partners"):  # AI seats, their policy files beside the env's
-            if base is None:
-                raise m.ProtocolError("AI partners need the experiment's files (RUN_INIT_CODE root)")
-            host.set_partners(build_seats(msg["partners"], base, search_path))
         if self.host.env is None:  # the visit's first env is the one played until a RESET says otherwise
             self._activate(name)
         return {"loaded": True, "slot": name}

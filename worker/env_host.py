@@ -119,6 +119,28 @@ class EnvHost:
         """AI seats (worker/policies.py): the env host fills in their actions on every step."""
         self.partners = seats
 
+    def has_async_partners(self):
+        return any(seat.is_async for seat in self.partners.values())
+
+    async def decide(self):
+        """The AI seats' waiting decisions (ONNX in the browser), awaited between frames."""
+        for seat in self.partners.values():
+            if seat.is_async:
+                await seat.decide_pending()
+
+    async def first_decisions(self):
+        """After a reset: every AI seat's first action exists before frame 1 is asked for
+        (a decision of the episode before may still be finishing; it is then dropped)."""
+        import asyncio
+
+        for seat in self.partners.values():
+            while seat.is_async and seat.action is None and seat.failure is None:
+                await seat.decide_pending()
+                if seat.action is None and seat.failure is None:
+                    await asyncio.sleep(0.001)
+            if seat.failure is not None:
+                raise seat.failure
+
     def _players(self):
         return self.globals.get("players") or ["p0"]
 
@@ -145,6 +167,7 @@ class EnvHost:
             actions = dict(actions)
             chosen = {}
             for name, seat in self.partners.items():
+                seat.check()
                 actions[name] = chosen[name] = seat.action
         obs, rewards, terminated, truncated, info = self._require_env().step(actions)
         self.frame += 1

@@ -63,8 +63,15 @@ def _post_frames(text, frames):
     _endpoint.postMessage(js.Array.of(text, *arrays), js.Array.of(*[a.buffer for a in arrays]))
 
 
+def onnx_runner(model_path, options):
+    # imported only when an experiment seats an ONNX policy (its page loads onnxruntime-web)
+    from worker.onnx_web import WebRunner
+
+    return WebRunner(model_path, options.get("onnx_wasm") or "")
+
+
 dispatcher = Dispatcher(_post, clock, installer=install_packages, fetcher=fetch_bytes,
-                        post_frames=_post_frames,
+                        post_frames=_post_frames, onnx_runner=onnx_runner,
                         runtime="pyodide-worker" if IN_WORKER else "pyodide-main")
 
 

@@ -62,53 +62,142 @@ def load_python_policy(path, config, search_path=()):
 
 
 class Seat:
-    """One AI seat: its policy, the action it holds, and the time its last decision took."""
+    """One AI seat: its policy, the action it holds, which observation that action came
+    from, and the time the decision took. A synchronous policy (Python, random, ONNX in
+    CPython) decides as soon as the frame's observation exists; an asynchronous one (ONNX
+    in the browser) is awaited in the worker between frames, the latest observation first,
+    and the seat holds its last action until the new one arrives. Either way the action
+    played is reported with the step, so the record is exact."""
 
     def __init__(self, seat, name, policy, every=1):
         self.seat = seat
         self.name = name
         self.policy = policy
         self.every = max(1, int(every))
+        self.is_async = bool(getattr(policy, "is_async", False))
+        # an ONNX policy's obs function sees the whole obs and info, and the seat's name
+        self.full_view = bool(getattr(policy, "full_view", False))
         self.action = None
+        self.decided_from = 0  # the frame whose observation chose self.action
         self.decide_ms = 0.0
         self.decisions = 0
+        self.epoch = 0  # episodes begun: a decision from an earlier one is dropped
+        self.pending = None  # (epoch, frame, obs, info, players) waiting for an async decision
+        self.busy = False
+        self.failure = None  # a PolicyError from an async decision, raised at the next step
 
     def reset(self, seed, obs, info, players):
         self.policy.reset(seed)
+        self.epoch += 1
         self.decisions = 0
-        self._decide(0, obs, info, players)
+        self.failure = None
+        if self.is_async:
+            self.action = None
+            self.pending = (self.epoch, 0, obs, info, players, _clock_ms())
+        else:
+            self._decide(0, obs, info, players)
 
     def observe(self, frame, obs, info, players):
-        if frame % self.every == 0:
+        if frame % self.every != 0:
+            return
+        if self.is_async:
+            self.pending = (self.epoch, frame, obs, info, players, _clock_ms())
+        else:
             self._decide(frame, obs, info, players)
+
+    def check(self):
+        """Before a step: a failed decision is the step's error, not a silent default."""
+        if self.failure is not None:
+            raise self.failure
+        if self.action is None:
+            raise PolicyError("policy " + repr(self.name) + " (seat " + self.seat + ") has not decided "
+                              "its first action (RESET must await it)")
+
+    def _failed(self, frame, exc):
+        if isinstance(exc, PolicyError):
+            return exc
+        return PolicyError("policy " + repr(self.name) + " (seat " + self.seat + ") raised at frame "
+                           + str(frame) + ": " + type(exc).__name__ + ": " + str(exc))
 
     def _decide(self, frame, obs, info, players):
         started = _clock_ms()
         try:
-            action = self.policy.act(for_seat(obs, self.seat, players), for_seat(info, self.seat, players))
+            action = self.policy.act(*self._view(obs, info, players))
         except Exception as exc:
-            raise PolicyError("policy " + repr(self.name) + " (seat " + self.seat + ") raised at frame "
-                              + str(frame) + ": " + type(exc).__name__ + ": " + str(exc)) from exc
+            raise self._failed(frame, exc) from exc
+        self._chose(action, frame, started)
+
+    def _view(self, obs, info, players):
+        if self.full_view:
+            return obs, info
+        return for_seat(obs, self.seat, players), for_seat(info, self.seat, players)
+
+    def _chose(self, action, frame, started):
         self.decide_ms = _clock_ms() - started
         self.decisions += 1
         self.action = action
+        self.decided_from = frame
+
+    async def decide_pending(self):
+        """Run the waiting decisions, one at a time (a model session runs one inference at
+        a time); an observation that arrives meanwhile replaces the one not yet started."""
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            while self.pending is not None:
+                epoch, frame, obs, info, players, seen = self.pending
+                self.pending = None
+                try:
+                    action = await self.policy.act_async(*self._view(obs, info, players))
+                except Exception as exc:  # noqa: BLE001 - reported at the next step
+                    if epoch == self.epoch:
+                        self.failure = self._failed(frame, exc)
+                    continue
+                if epoch == self.epoch and action is not None:
+                    self._chose(action, frame, seen)
+        finally:
+            self.busy = False
 
     def report(self):
-        return {"policy": self.name, "decide_ms": round(self.decide_ms, 4)}
+        return {"policy": self.name, "decide_ms": round(self.decide_ms, 4), "from": self.decided_from}
 
 
-def build_seats(partners, base, search_path=()):
-    """partners: {seat: {"name", "kind": "python" | "random", "file", "config", "actions",
-    "every"}} as the server's game settings give them; files are relative to ``base``."""
+def cpu_runner(model_path):
+    from worker.onnx_cpython import CpuRunner
+
+    return CpuRunner(model_path)
+
+
+def build_seats(partners, base, search_path=(), runner_for=cpu_runner):
+    """partners: {seat: {"name", "kind": "python" | "onnx" | "random", "file", "config",
+    "actions", "every", ...}} as the server's game settings give them (an ONNX policy also
+    names its obs function and the model's inputs and outputs); files are relative to
+    ``base``. ``runner_for(model_path)`` runs ONNX models: onnxruntime here, onnxruntime-web
+    in the browser (worker/onnx_web.py), whose seats are then ``prepare_seats``-ed (awaited)
+    before the first reset."""
+    from worker.onnx_policy import OnnxPolicy, load_function
+
     seats = {}
     for seat in sorted(partners):
         spec = partners[seat]
         kind = spec.get("kind")
         if kind == "python":
             policy = load_python_policy(base + "/" + spec["file"], spec.get("config") or {}, search_path)
+        elif kind == "onnx":
+            encode = load_function(base + "/" + spec["obs_file"], spec["obs_function"], search_path)
+            policy = OnnxPolicy(spec, seat, encode, runner_for(base + "/" + spec["file"]))
         elif kind == "random":
             policy = RandomPolicy(spec["actions"], seat)
         else:
             raise PolicyError("policy " + repr(spec.get("name")) + ": unknown kind " + repr(kind))
         seats[seat] = Seat(seat, spec.get("name", kind), policy, spec.get("every", 1))
     return seats
+
+
+async def prepare_seats(seats):
+    """Open and warm up the browser's ONNX models (the page shows its loader meanwhile)."""
+    for seat in seats.values():
+        if seat.is_async:
+            await seat.policy.prepare()
+

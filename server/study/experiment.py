@@ -204,6 +204,13 @@ class Experiment(BaseModel):
         """Some game of the study has more than one player (the page needs the game clock)."""
         return any(g.is_multiplayer for g in self.games.values())
 
+    @property
+    def uses_onnx(self) -> bool:
+        """Some game seats an ONNX policy (the page then loads onnxruntime-web)."""
+        from server.policies.config import uses_onnx
+
+        return uses_onnx(self.policies, {name for g in self.games.values() for name in g.partners.values()})
+
 
 def _format(path: Path, exc: ValidationError) -> str:
     lines = []

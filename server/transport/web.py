@@ -34,18 +34,32 @@ def _files_table(dirs: tuple[str, ...]) -> str:
     return "\n".join(lines)
 
 
+ORT_DIR = "onnxruntime/"  # onnxruntime-web, vendored (vendor.lock.json)
+
+
 def pyscript_configs(vendor_prefix: str) -> dict[str, str]:
     # interpreter set explicitly: PyScript would otherwise fetch it from a CDN.
+    worker = f'interpreter = "{vendor_prefix}pyodide/pyodide.mjs"\n' + _files_table(WORKER_SOURCES) + "\n"
+    # pages seating an ONNX policy load onnxruntime-web as the JS module `ort`, in the env's
+    # worker (or on the main thread in the ?worker=0 baseline), and no other page does
+    ort = f'"{vendor_prefix}{ORT_DIR}ort.wasm.min.mjs" = "ort"\n'
     return {
         "mpy": f'interpreter = "{vendor_prefix}micropython/micropython.mjs"\n'
                + _files_table(MAIN_THREAD_SOURCES) + "\n",
-        "worker": f'interpreter = "{vendor_prefix}pyodide/pyodide.mjs"\n'
-                  + _files_table(WORKER_SOURCES) + "\n",
+        "worker": worker,
+        "worker-onnx": worker + "\n[js_modules.worker]\n" + ort,
+        "main-onnx": worker + "\n[js_modules.main]\n" + ort,
         "clock": f'interpreter = "{vendor_prefix}micropython/micropython.mjs"\n',
     }
 
 
-def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> dict:
+def worker_config_name(exp: Experiment, worker: bool) -> str:
+    if not exp.uses_onnx:
+        return "worker"
+    return "worker-onnx" if worker else "main-onnx"
+
+
+def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool, vendor_prefix: str = "") -> dict:
     """Everything the page needs, embedded in the page itself (one request fewer). The
     games are those of the experiment's own path; the server's hello replaces them with
     the participant's condition's when the experiment has conditions."""
@@ -63,6 +77,7 @@ def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool) -> 
         # snapshots kept by the worker: enough for the largest rollback window of any game
         "ring_size": max([g.multiplayer.max_prediction + g.multiplayer.input_delay + 6
                           for g in multiplayer], default=9),
+        "onnx_wasm": f"{vendor_prefix}{ORT_DIR}" if exp.uses_onnx else None,
     }
 
 
@@ -122,7 +137,9 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
             return Response(f"Experiment misconfigured: {exc}", status=500, mimetype="text/plain")
         return await render_template(
             "index.html", title=exp.title or exp.name, vendor=vendor_prefix.rstrip("/"),
-            worker=worker, config=client_config(exp, resolved, worker), clock=exp.is_multiplayer,
+            worker=worker, config=client_config(exp, resolved, worker, vendor_prefix),
+            clock=exp.is_multiplayer,
+            worker_config=worker_config_name(exp, worker),
             canvas_w=exp.canvas[0], canvas_h=exp.canvas[1],
         )
 
