@@ -95,7 +95,7 @@ class Seat:
             self.action = None
             self.pending = (self.epoch, 0, obs, info, players, _clock_ms())
         else:
-            self._decide(0, obs, info, players)
+            self.decide(0, obs, info, players)
 
     def observe(self, frame, obs, info, players):
         if frame % self.every != 0:
@@ -103,7 +103,7 @@ class Seat:
         if self.is_async:
             self.pending = (self.epoch, frame, obs, info, players, _clock_ms())
         else:
-            self._decide(frame, obs, info, players)
+            self.decide(frame, obs, info, players)
 
     def check(self):
         """Before a step: a failed decision is the step's error, not a silent default."""
@@ -119,7 +119,7 @@ class Seat:
         return PolicyError("policy " + repr(self.name) + " (seat " + self.seat + ") raised at frame "
                            + str(frame) + ": " + type(exc).__name__ + ": " + str(exc))
 
-    def _decide(self, frame, obs, info, players):
+    def decide(self, frame, obs, info, players):
         started = _clock_ms()
         try:
             action = self.policy.act(*self._view(obs, info, players))
