@@ -81,6 +81,7 @@ def markdown(results: dict) -> str:
     lines += _scenes_lines(results.get("scenes"))
     lines += _frames_lines(results.get("frames"))
     lines += _replay_lines(results.get("replay_burst"))
+    lines += _policies_lines(results.get("policies"))
     return "\n".join(lines)
 
 
@@ -164,6 +165,40 @@ def _frames_lines(fr: dict | None) -> list[str]:
     return lines
 
 
+POLICY_SIDES = (("none", "worker", "no AI (worker)"), ("mlp", "worker", "MLP 2×64 (worker)"),
+                ("gru", "worker", "GRU 64 (worker)"), ("none", "main_thread", "no AI (`?worker=0`)"),
+                ("mlp", "main_thread", "MLP, main thread (MUG-style)"),
+                ("gru", "main_thread", "GRU, main thread (MUG-style)"))
+
+
+def _policies_lines(po: dict | None) -> list[str]:
+    if not po:
+        return []
+    sides = [(po[model][mode], label) for model, mode, label in POLICY_SIDES]
+    frames = sides[0][0]["frames"]
+
+    def cells(fn) -> str:
+        return " | ".join(fn(s) for s, _ in sides)
+
+    def pair(fig: dict | None) -> str:
+        return f"{fig['p50']:g} / {fig['p99']:g}" if fig else "–"
+
+    return ["", f"**AI partners** — an ONNX policy deciding every frame at {po['fps']} fps (obs {po['obs']} "
+            f"numbers, {po['actions']} actions; {frames} frames per column, {po['runs']} page loads each); "
+            "the main-thread columns run the same models on the page's own thread, as MUG does", "",
+            "| figure | " + " | ".join(label for _, label in sides) + " | target |",
+            "|---|" + "---:|" * len(sides) + "---|",
+            "| decision (observation → action, inference awaited) p50 / p99, ms | "
+            + cells(lambda s: pair(s.get("decide_ms"))) + " | ≤ 1 / ≤ 5 (worker) |",
+            "| frames that played an older decision | " + cells(lambda s: str(s.get("held", "–"))) + " | |",
+            "| STEP sent → frame drawn p50 / p99, ms | " + cells(lambda s: pair(s["total_ms"])) + " | |",
+            "| dropped frames | " + cells(lambda s: str(s["dropped"])) + " | no more than without AI |",
+            "| longest main-thread stall during play, ms | " + cells(lambda s: f"{s['stall_ms']:g}")
+            + " | unchanged by the AI (worker) |",
+            "| ONNX session create + warm-up while the page loads, ms | "
+            + cells(lambda s: ", ".join(f"{v:g}" for v in s["setup_ms"]) if "setup_ms" in s else "–") + " | |"]
+
+
 def _replay_lines(rb: dict | None) -> list[str]:
     if not rb:
         return []
@@ -241,6 +276,10 @@ def plot(results: dict, path: Path) -> None:
         _plot_data_and_scale(axes[1 + bool(mp)], *later)
     if frames:
         _plot_frames(axes[rows - 1], frames)
+    if results.get("policies") and frames:
+        axes[rows - 1][2].axis("on")
+        axes[rows - 1][3].axis("on")
+        _plot_policies(axes[rows - 1], results["policies"])
     fig.suptitle(f"Coplay benchmarks — {results['date']} — blue: worker (default), orange: ?worker=0")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -254,6 +293,14 @@ def _plot_frames(axes, frames: dict) -> None:
           {label: frames[side]["dropped"] + 0.0 for label, side in sides.items()})
     for ax in axes[2:]:
         ax.axis("off")
+
+
+def _plot_policies(axes, po: dict) -> None:
+    _bars(axes[2], "AI decision p50 / p99 (ms)\nworker vs main thread (MUG-style)",
+          {f"{model}\n{mode[:4]}\n{q}": po[model][mode]["decide_ms"][q]
+           for model in ("mlp", "gru") for mode in MODES for q in ("p50", "p99")})
+    _bars(axes[3], "Longest main-thread stall during play (ms)",
+          {f"{model}\n{mode[:4]}": po[model][mode]["stall_ms"] for model in ("none", "mlp", "gru") for mode in MODES})
 
 
 def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: dict | None) -> None:

@@ -19,6 +19,9 @@ drawables: STEP sent → frame drawn p50/p99, dropped frames. Run it alone with
 ``--sections frames``.
 Replay (issue 11): relay p99 while 20 rooms finish within one second (900-frame replays
 each) vs the same load quiet, replays in the process pool vs on a thread (the old way).
+Policies (issue 12): an ONNX partner (MLP, GRU) deciding every frame at 30 fps in the worker
+vs no AI, beside the MUG-style baseline (the same models on the main thread): decision
+latency, frame time, dropped frames, main-thread stall, session create + warm-up.
 
 Run one part alone with ``--sections NAME`` (the others keep their last results).
 """
@@ -33,7 +36,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench import foundation, frames, fuzz, ingest, load, multiplayer, replay_burst, scenes
+from bench import foundation, frames, fuzz, ingest, load, multiplayer, policies, replay_burst, scenes
 from bench.common import machine
 from bench.report import plot, update_readme
 from server.vendor import versions
@@ -43,7 +46,7 @@ from tests.servers import ROOT, start_server, write_experiment, write_kitchen
 OUT = Path(__file__).resolve().parent
 
 
-SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay")
+SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -109,6 +112,8 @@ def main() -> int:
         results["frames"] = frames.run()
     if "replay" in args.sections:
         results["replay_burst"] = replay_burst.run()
+    if "policies" in args.sections:
+        results["policies"] = policies.run()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     dates = results.setdefault("dates", {s: results.get("date", now) for s in SECTIONS if s in results
                                          or (s == "foundation" and "figures" in results)})
@@ -127,7 +132,10 @@ def main() -> int:
                     "scale.max_rooms_within_target": ">= 100 (relay p99 <= 20 ms, 0 lost)",
                     "fuzz.crashes": "0", "scenes.later.median": "<= 150 ms",
                     "frames.rgb.total_ms.p99": "<= 8", "frames.rgb.dropped": "0",
-                    "replay_burst.pool.p99_ratio": "<= 2 (burst p99 / quiet p99)"},
+                    "replay_burst.pool.p99_ratio": "<= 2 (burst p99 / quiet p99)",
+                    "policies.mlp.worker.decide_ms": "p50 <= 1, p99 <= 5",
+                    "policies.gru.worker.decide_ms": "p50 <= 1, p99 <= 5",
+                    "policies.*.worker.dropped": "no more than policies.none.worker.dropped"},
     })
     path.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, OUT / "results.png")

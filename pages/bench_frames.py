@@ -20,7 +20,9 @@ async def run_frames_bench(channel, cfg, ui, frames=300):
     renderer.draw((await channel.request(m.RESET, {"seed": 1}))["render"])
     frame_ms = 1000 / cfg["fps"]
     total, inside, draw, late, to_worker, from_worker = [], [], [], [], [], []
-    due = now_ms() + frame_ms
+    decide, held = [], 0  # AI seats: observation -> action, and actions older than the frame before
+    started = now_ms()
+    due = started + frame_ms
     for _ in range(frames):
         wait = due - now_ms()
         if wait > 1:
@@ -38,7 +40,12 @@ async def run_frames_bench(channel, cfg, ui, frames=300):
         # how far past its slot the frame reached the screen; over one frame = dropped
         late.append(drawn - due)
         due = max(due + frame_ms, drawn)  # like the game loop: running late drops the debt
+        for seat in (reply.get("partners") or {}).values():
+            decide.append(seat["decide_ms"])
+            if seat["from"] != reply["frame"] - 1:
+                held += 1
     ui.attr("bench", json.dumps({"runtime": channel.ready["runtime"], "frame_ms": frame_ms,
                                  "total_ms": total, "worker_ms": inside, "draw_ms": draw,
                                  "late_ms": late, "to_worker_ms": to_worker,
-                                 "from_worker_ms": from_worker}))
+                                 "from_worker_ms": from_worker, "decide_ms": decide, "held": held,
+                                 "t_start": started, "t_end": now_ms()}))

@@ -46,9 +46,11 @@ class GamePreparer:
             self.ui.progress("Loading environment…", 88)
         await channel.request(m.SET_GLOBALS, {"slot": scene_id, "globals": {
             "env_config": game["env_config"], "players": game["players"]}})
-        await channel.request(m.RUN_INIT_CODE, {
+        loaded = await channel.request(m.RUN_INIT_CODE, {
             "slot": scene_id, "code": game["env_source"], "filename": game["env_filename"],
             "files": game["env_files"], "root": self.root, "partners": game["partners"]})
+        if "partners_ms" in loaded:  # AI seats set up (ONNX sessions created and warmed up)
+            self.ui.attr("partners-ms-" + scene_id, str(loaded["partners_ms"]))
         mark("env-ready:" + scene_id)
         if not self.first_done:
             self.first_done = True

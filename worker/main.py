@@ -78,7 +78,9 @@ dispatcher = Dispatcher(_post, clock, installer=install_packages, fetcher=fetch_
 def _on_message(event):
     coro = dispatcher.handle_text(event.data)
     if coro is not None:
-        task = asyncio.ensure_future(coro)
+        # started at once, not on the loop's next turn: an AI decision begins as soon as
+        # the step's reply is posted (its first await is the model's own Promise)
+        task = asyncio.Task(coro, loop=asyncio.get_event_loop(), eager_start=True)
         _tasks.add(task)  # keep a reference until done
         task.add_done_callback(_tasks.discard)
 
