@@ -105,6 +105,9 @@ class Experiment(BaseModel):
     # AI partners: named policies, and the seats the game scenes give them (server/policies/)
     policies: dict[str, Any] = {}
     partners: dict[str, str] = {}
+    # files of the experiment folder never sent to the browser (glob patterns relative to
+    # it), e.g. the script that trained a policy
+    server_only: list[str] = []
     # the participant's path; without it the study is just the game
     scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 
@@ -262,7 +265,7 @@ def load_experiment(path: Path) -> Experiment:
                     from None
         spec.env_source = sources[spec.env_path]
     try:
-        exp.env_files = experiment_files(exp.directory)
+        exp.env_files = experiment_files(exp.directory, exp.server_only)
         for spec in exp.games.values():
             check_players(spec, exp.directory)
             check_partners_run(spec, exp.policies, exp.directory)

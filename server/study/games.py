@@ -95,8 +95,9 @@ def check_partners(scene_id: str, partners: dict[str, str], players: list[str], 
                             "not available yet; an AI partner plays beside one person")
 
 
-def experiment_files(directory: Path) -> list[EnvFile]:
-    """Every file of the experiment folder an env may import or open, with its hash."""
+def experiment_files(directory: Path, server_only: list[str] | tuple[str, ...] = ()) -> list[EnvFile]:
+    """Every file of the experiment folder an env may import or open, with its hash; not the
+    files matching a ``server_only`` pattern."""
     found = []
     total = 0
     base = directory.resolve()
@@ -109,6 +110,8 @@ def experiment_files(directory: Path) -> list[EnvFile]:
         if any(path.is_relative_to(release) for release in releases):
             continue
         if not path.is_file() or path.suffix in PRIVATE_SUFFIXES or rel.parts[0] == "assets":
+            continue
+        if any(rel.match(pattern) or rel.as_posix() == pattern for pattern in server_only):
             continue
         data = path.read_bytes()
         total += len(data)

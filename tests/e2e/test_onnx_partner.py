@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 
@@ -16,10 +17,12 @@ import onnxruntime
 
 from tests.e2e.browser import wait_stage, wait_until
 from tests.policy_models import gru_model
-from tests.servers import ROOT
+from tests.servers import KITCHEN_CONTROLS, ROOT
 from tests.unit.test_policies import COUNTER_ENV
 
 ACTIONS = ["a", "b", "c", "d", "e", "f"]
+BC_DIR = ROOT / "experiments" / "kitchen_ai"
+KITCHEN_ENV = ROOT / "experiments" / "kitchen" / "env.py"
 FEATURES = '''
 def encode(obs, info, seat):
     t = obs[seat]
@@ -117,3 +120,37 @@ def test_an_obs_function_that_raises_in_the_browser_shows_the_error_and_keeps_th
     assert rows and rows[0][0] == "error"
     frames = [f for (f,) in server.query("SELECT frame FROM steps ORDER BY frame")]
     assert frames == list(range(1, 13)) or frames == list(range(1, 14))  # every step played is kept
+
+
+def test_a_person_plays_a_full_episode_with_the_behaviour_cloned_cook_and_parity_holds(
+        tmp_path, servers, new_page):
+    folder = tmp_path / "experiments" / "withbc"
+    folder.mkdir(parents=True)
+    for name in ("bc_cook.onnx", "features.py"):
+        shutil.copy(BC_DIR / name, folder / name)
+    definition = {"env": str(KITCHEN_ENV), "players": ["p0", "p1"], "max_steps": 300,
+                  "env_config": {"episode_frames": 300, "cook_frames": 30, "delivery_reward": 20},
+                  "default_action": "noop", "controls": KITCHEN_CONTROLS, "auto_start": True,
+                  "policies": {"bc": {"onnx": "bc_cook.onnx", "obs": "features.py:encode",
+                                      "actions": ["noop", "up", "down", "left", "right", "interact"]}},
+                  "partners": {"p1": "bc"}}
+    (folder / "experiment.py").write_text(f"EXPERIMENT = {definition!r}\n")
+    server = servers(experiments_dir=folder.parent)
+    page, watch = new_page()
+    page.goto(server.url + "/x/withbc")
+    assert wait_stage(page, "playing", "error", timeout=90) == "playing", watch.dump()
+    for key in ["ArrowDown", "ArrowDown", "ArrowRight"]:  # the person moves, then leaves it to the AI
+        page.keyboard.press(key)
+        page.wait_for_timeout(100)
+    assert wait_stage(page, "done", "error", timeout=60) == "done", watch.dump()
+    rows = wait_until(lambda: len(server.query("SELECT frame FROM steps")) == 300 and
+                      server.query("SELECT actions, metrics, info FROM steps ORDER BY frame"), 15)
+    assert rows
+    actions = [json.loads(a) for a, _, _ in rows]
+    partners = [json.loads(m)["partners"]["p1"] for _, m, _ in rows]
+    assert {p["policy"] for p in partners} == {"bc"} and all(p["decide_ms"] > 0 for p in partners)
+    assert len({a["p1"] for a in actions}) > 2 and any(a["p0"] != "noop" for a in actions)
+    assert json.loads(rows[-1][2])["deliveries"] >= 1  # the clone cooked
+    assert server.query("SELECT status FROM episodes") == [("completed",)]
+    assert parity(server, folder) == [(300, 0)]  # onnxruntime in CPython makes the same choices
+    assert watch.foreign_requests(server.url) == []

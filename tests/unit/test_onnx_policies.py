@@ -184,9 +184,18 @@ def test_the_page_config_carries_the_resolved_model_and_loads_onnxruntime_web(tm
     assert client_config(exp, packages, True, "/vendor/v/x/")["onnx_wasm"] == "/vendor/v/x/onnxruntime/"
 
 
-def test_pages_without_an_onnx_policy_do_not_load_onnxruntime_web(tmp_path):
-    from server.study.experiment import load_experiment as load
+def test_pages_without_an_onnx_policy_do_not_load_onnxruntime_web():
     from server.transport.web import worker_config_name
 
-    exp = load(Path(__file__).resolve().parents[2] / "experiments" / "kitchen_ai" / "experiment.py")
-    assert not exp.uses_onnx and worker_config_name(exp, True) == "worker"
+    examples = Path(__file__).resolve().parents[2] / "experiments"
+    plain = load_experiment(examples / "kitchen" / "experiment.py")
+    assert not plain.uses_onnx and worker_config_name(plain, True) == "worker"
+    assert load_experiment(examples / "kitchen_ai" / "experiment.py").uses_onnx
+
+
+def test_server_only_files_are_never_sent_to_the_browser():
+    examples = Path(__file__).resolve().parents[2] / "experiments"
+    exp = load_experiment(examples / "kitchen_ai" / "experiment.py")
+    sent = {f.path for f in exp.env_files}
+    assert {"bc_cook.onnx", "features.py", "cook.py"} <= sent
+    assert not sent & {"train_bc.py", "requirements-train.txt", "experiment.py"}
