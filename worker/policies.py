@@ -85,14 +85,19 @@ class Seat:
         self.pending = None  # (epoch, frame, obs, info, players) waiting for an async decision
         self.busy = False
         self.failure = None  # a PolicyError from an async decision, raised at the next step
+        # decisions made but overtaken by a newer one before a frame played them: reported
+        # with the next step, so a re-run (parity) makes them too (a recurrent state saw them)
+        self.unplayed = []
+        self.reported = False
 
     def reset(self, seed, obs, info, players):
         self.policy.reset(seed)
         self.epoch += 1
         self.decisions = 0
         self.failure = None
+        self.unplayed = []
+        self.action = None
         if self.is_async:
-            self.action = None
             self.pending = (self.epoch, 0, obs, info, players, _clock_ms())
         else:
             self.decide(0, obs, info, players)
@@ -133,10 +138,13 @@ class Seat:
         return for_seat(obs, self.seat, players), for_seat(info, self.seat, players)
 
     def _chose(self, action, frame, started):
+        if self.action is not None and not self.reported:
+            self.unplayed.append(self.decided_from)  # overtaken before any frame played it
         self.decide_ms = _clock_ms() - started
         self.decisions += 1
         self.action = action
         self.decided_from = frame
+        self.reported = False
 
     async def decide_pending(self):
         """Run the waiting decisions, one at a time (a model session runs one inference at
@@ -160,7 +168,11 @@ class Seat:
             self.busy = False
 
     def report(self):
-        return {"policy": self.name, "decide_ms": round(self.decide_ms, 4), "from": self.decided_from}
+        out = {"policy": self.name, "decide_ms": round(self.decide_ms, 4), "from": self.decided_from}
+        if self.unplayed:
+            out["unplayed"], self.unplayed = self.unplayed, []
+        self.reported = True
+        return out
 
 
 def cpu_runner(model_path):

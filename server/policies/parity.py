@@ -58,9 +58,15 @@ def check_episode(exp: Experiment, spec: GameSpec, episode_id: str, seed: Any,
         made: dict[str, dict[int, Any]] = {s: {} for s in seats}
         for frame, actions, metrics in steps:
             for name, seat in seats.items():
-                origin = ((metrics.get("partners") or {}).get(name) or {}).get("from")
+                record = (metrics.get("partners") or {}).get(name) or {}
+                origin = record.get("from")
                 if origin is None or origin not in seen:
                     continue
+                for skipped in record.get("unplayed", []):  # made, then overtaken: re-made too
+                    if skipped in seen and skipped not in made[name]:
+                        seat.decide(skipped, *seen[skipped], spec.players)
+                        made[name][skipped] = seat.action
+                        report.decisions += 1
                 if origin not in made[name]:  # decisions in the order the browser made them
                     seat.decide(origin, *seen[origin], spec.players)
                     made[name][origin] = seat.action

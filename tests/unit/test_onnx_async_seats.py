@@ -152,3 +152,21 @@ def test_a_failed_decision_is_the_next_step_s_error_naming_policy_seat_and_frame
     errors = [r for r in played if r["type"] == m.ERROR]
     assert errors and played.index(errors[0]) == 3  # frame 3's obs failed; frame 4's step reports it
     assert "policy 'bc' (seat p1) raised at frame 3: ValueError: no pot" in errors[0]["message"]
+
+
+def test_a_decision_overtaken_before_any_frame_played_it_is_reported_as_unplayed(worker):
+    load(worker, spec())
+    worker.runners[0].delay = 0.01
+
+    async def run():
+        await worker.request(10, m.RESET, seed=1)
+        first = asyncio.ensure_future(worker.request(11, m.STEP, actions={"p0": "x"}, render=False))
+        await asyncio.sleep(0)  # the decision from frame 1 is running...
+        await worker.request(12, m.STEP, actions={"p0": "x"}, render=False)  # ...frame 2's waits
+        await first
+        await asyncio.sleep(0.05)  # both finish before the next frame: frame 1's is never played
+        await worker.request(13, m.STEP, actions={"p0": "x"}, render=False)
+        return [r for r in worker.replies() if r["id"] == 13][0]
+
+    third = asyncio.run(run())
+    assert third["partners"]["p1"]["from"] == 2 and third["partners"]["p1"]["unplayed"] == [1]
