@@ -48,7 +48,8 @@ class GamePreparer:
             "env_config": game["env_config"], "players": game["players"]}})
         loaded = await channel.request(m.RUN_INIT_CODE, {
             "slot": scene_id, "code": game["env_source"], "filename": game["env_filename"],
-            "files": game["env_files"], "root": self.root, "partners": game["partners"]})
+            "files": game["env_files"], "root": self.root, "partners": seat_policies(game),
+            "room": game["multiplayer"] is not None})
         if "partners_ms" in loaded:  # AI seats set up (ONNX sessions created and warmed up)
             self.ui.attr("partners-ms-" + scene_id, str(loaded["partners_ms"]))
         mark("env-ready:" + scene_id)
@@ -71,6 +72,17 @@ class GamePreparer:
         self.ui.boot_stage("booted")
         mark("scene-playable:" + scene_id)
         return channel
+
+
+def seat_policies(game):
+    """The AI seats' policies, and in a room the stand-in policy for every person's seat
+    (this browser may have to host it if that person drops out)."""
+    partners = dict(game["partners"] or {})
+    stand_in = game.get("stand_in")
+    if stand_in and game["multiplayer"] is not None:
+        for seat in game["humans"]:
+            partners[seat] = stand_in
+    return partners or None
 
 
 def between_text(game, episode, score):

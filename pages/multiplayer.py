@@ -52,6 +52,9 @@ class RoomEvents:
         socket.on("partner_away", self.on_partner_away)
         socket.on("partner_back", self.on_partner_back)
         socket.on("partner_replaced", self.on_partner_replaced)
+        socket.on("ai_host", self.on_ai_host)
+        self.ai_actions = {}  # hosted AI seat -> its latest decision (from the worker)
+        self.to_host = []  # AI seats handed to this browser, not yet told to the worker
 
     def on_waiting(self, msg):
         if self.room is None:
@@ -106,6 +109,13 @@ class RoomEvents:
         self.ui.playing()
         self.ui.hud("Your partner left; the computer plays for them now.")
 
+    def on_ai_host(self, msg):
+        """An AI seat (or a dropped person's seat played by the stand-in policy) has a new
+        host; when it is this browser, its inputs are made here from now on."""
+        if self.room is None or msg["host"] != self.room["player"]:
+            return
+        self.to_host.append(msg)
+
     def on_room_result(self, msg):
         self.result = msg
         self.ui.attr("room-status", msg["status"])
@@ -155,10 +165,13 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui):
         "worker": cfg["worker"], "fps": game["fps"], "room": room["room"], "player": room["player"]}}
     start.update(episode_info)
     outbox.put("episode_start", start)
-    await channel.request(m.RESET, {"seed": room["seed"], "slot": episode_info["scene_id"]})
+    hosted = [seat for seat, host in (room.get("ai") or {}).items() if host == room["player"]]
+    reset = await channel.request(m.RESET, {"seed": room["seed"], "slot": episode_info["scene_id"],
+                                            "hosting": hosted})
+    take_decisions(events, reset)
     session = RollbackSession(room["players"], room["player"], input_delay=mp["input_delay"],
                               max_prediction=mp["max_prediction"], default_input=game["default_action"],
-                              last_frame=game["max_steps"] - 1, hash_every=mp["hash_every"])
+                              last_frame=game["max_steps"] - 1, hash_every=mp["hash_every"], hosted=hosted)
     await channel.request(m.BATCH, {"ops": session.start_ops()})
     events.session = session
     uploader = Uploader(outbox, episode_id, cfg["upload_every"])
@@ -200,6 +213,37 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui):
             "result": events.result, "partner_left": events.partner_left}
 
 
+def take_decisions(events, reply):
+    for seat, decision in (reply.get("partners") or {}).items():
+        if decision["action"] is not None:  # None: its first decision is still being made
+            events.ai_actions[seat] = decision["action"]
+
+
+async def host_handed_over(events, session, channel, socket, sent_ai):
+    """AI seats this browser took over: the worker decides for them from now on, and the
+    frames since their last input get one (sent like any of ours)."""
+    seats = []
+    while events.to_host:
+        msg = events.to_host.pop(0)
+        fresh = session.host(msg["seat"], msg["from_frame"])
+        seats.append(msg["seat"])
+        send_ai_inputs(socket, session, msg["seat"], fresh, sent_ai)
+    if seats:
+        reply = await channel.request(m.BATCH, {"ops": [{"op": m.OP_HOST, "seats": session.hosted}]})
+        take_decisions(events, reply)
+        log("hosting AI seats:", seats)
+
+
+def send_ai_inputs(socket, session, seat, sent, recent_by_seat):
+    """An AI seat's inputs go out like ours, with the seat they are for (and the last few again)."""
+    if not sent:
+        return
+    recent = (recent_by_seat.get(seat, []) + [[f, v] for f, v in sent])[-REDUNDANT_INPUTS:]
+    recent_by_seat[seat] = recent
+    for start in range(0, len(recent), 32):
+        socket.send("input", {"frame": session.frame, "inputs": recent[start:start + 32], "seat": seat})
+
+
 def watch_visibility(events, session, outbox, ui, episode_id):
     """Record when the tab is hidden/shown; the loop ends the room if it stays hidden
     longer than the focus-loss timeout."""
@@ -228,7 +272,10 @@ async def run_ticks(game, mp, channel, renderer, selector, socket, ui, session, 
     last_depth = 0
     batch_ms = 0.0
     total = 0.0
+    recent_ai = {}
     while True:
+        if events.to_host:
+            await host_handed_over(events, session, channel, socket, recent_ai)
         if events.partner_left is not None:
             return "partner_left", total
         if events.hidden_since is not None and now_ms() - events.hidden_since > focus_limit_ms:
@@ -246,6 +293,10 @@ async def run_ticks(game, mp, channel, renderer, selector, socket, ui, session, 
             if sent and events.seated:  # cut off: mp_rejoin hands these over on return
                 socket.send("input", {"frame": session.frame, "inputs": recent,
                                       "adv": session.frame_advantage(meter.rtt_ms / frame_ms)})
+            for seat in session.hosted:  # the AI seats hosted here: their latest decisions
+                ai_sent = session.local_input(events.ai_actions.get(seat, game["default_action"]), seat)
+                if events.seated:
+                    send_ai_inputs(socket, session, seat, ai_sent, recent_ai)
         elif not session.can_advance():
             session.stats["stalls"] += 1
             now = now_ms()
@@ -258,6 +309,7 @@ async def run_ticks(game, mp, channel, renderer, selector, socket, ui, session, 
             last_depth = depth
         if ops:
             reply = await channel.request(m.BATCH, {"ops": ops})
+            take_decisions(events, reply)
             batch_ms = reply["t_received"] - reply["t_sent"]
             hashes, last = session.apply_results(ops, reply["results"])
             if last is not None and "render" in last:

@@ -24,10 +24,12 @@ class InputConflict(Exception):
 
 class RollbackSession:
     def __init__(self, players, local_player, input_delay=2, max_prediction=8, default_input=0,
-                 last_frame=None, hash_every=30):
+                 last_frame=None, hash_every=30, hosted=()):
         self.players = list(players)
         self.local = local_player
-        self.remotes = [p for p in self.players if p != local_player]
+        # AI seats this page decides for: their inputs are made here, like the local one
+        self.hosted = list(hosted)
+        self.remotes = [p for p in self.players if p != local_player and p not in self.hosted]
         self.delay = input_delay
         self.window = max_prediction
         self.default = default_input
@@ -54,20 +56,46 @@ class RollbackSession:
                       "stalls": 0, "waits": 0}
 
     # -- inputs ----------------------------------------------------------------------
-    def local_input(self, value):
-        """Register the local input for frame `frame + delay`; returns [(frame, value)]
-        to send (empty if that frame already has one, e.g. while stalled)."""
+    def local_input(self, value, seat=None):
+        """Register the local input (or a hosted AI seat's) for frame `frame + delay`;
+        returns [(frame, value)] to send (empty if that frame already has one, e.g. while
+        stalled)."""
         target = self.frame + self.delay
-        mine = self.confirmed[self.local]
+        mine = self.confirmed[self.local if seat is None else seat]
         if target in mine:
             return []
         mine[target] = value
         self._advance_confirmed()
         return [(target, value)]
 
+    def host(self, seat, from_frame):
+        """Take over AI seat `seat` (its host left): its inputs from `from_frame` up to the
+        present are ours to make; those already past are filled with its latest input (a
+        rollback corrects the frames played with another prediction). Returns them to send."""
+        if seat in self.hosted or seat == self.local:
+            return []
+        self.remotes = [p for p in self.remotes if p != seat]
+        self.hosted.append(seat)
+        self.remote_frame.pop(seat, None)
+        self.remote_advantage.pop(seat, None)
+        known = self.confirmed[seat]
+        fresh = []
+        g = max(from_frame, self.confirmed_upto)
+        while g < self.frame + self.delay:
+            if g not in known:
+                value = self.predicted(seat, g)
+                known[g] = value
+                fresh.append((g, value))
+                if g < self.frame and self.used[g][seat] != value and \
+                        (self.rollback_from is None or g < self.rollback_from):
+                    self.rollback_from = g
+            g += 1
+        self._advance_confirmed()
+        return fresh
+
     def remote_input(self, player, frame, value, sender_frame=None, sender_advantage=None):
         """A real input from another player (duplicates are ignored)."""
-        if player not in self.confirmed or player == self.local:
+        if player not in self.confirmed or player == self.local or player in self.hosted:
             raise InputConflict("unknown remote player " + repr(player))
         if sender_frame is not None and sender_frame > self.remote_frame.get(player, -1):
             self.remote_frame[player] = sender_frame
@@ -246,8 +274,8 @@ class RollbackSession:
         if self.wait_cooldown > 0:
             self.wait_cooldown -= 1
             return False
-        if len(self.remote_advantage) < len(self.remotes):
-            return False
+        if not self.remotes or len(self.remote_advantage) < len(self.remotes):
+            return False  # nobody to wait for (the partners' seats are hosted here) or no estimate
         lead = (self.frame_advantage(rtt_frames) - min(self.remote_advantage.values())) / 2
         if lead > 1:
             self.stats["waits"] += 1

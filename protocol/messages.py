@@ -76,7 +76,8 @@ OP_STEP = "step"
 OP_SNAPSHOT = "snapshot"
 OP_HASH = "hash"
 OP_RENDER = "render"
-BATCH_OPS = (OP_RESTORE, OP_STEP, OP_SNAPSHOT, OP_HASH, OP_RENDER)
+OP_HOST = "host"  # {"seats": [...]}: the room's AI seats this browser decides for from now on
+BATCH_OPS = (OP_RESTORE, OP_STEP, OP_SNAPSHOT, OP_HASH, OP_RENDER, OP_HOST)
 
 READY_ID = 0  # READY is unsolicited; it carries id 0, which no request uses.
 

@@ -87,13 +87,19 @@ class Dispatcher:
             self._send_error(msg, exc)
             return None
         self._reply(msg, result, started)
-        if msg["type"] == m.STEP and self.host.has_async_partners():
+        if msg["type"] in (m.STEP, m.BATCH) and self.host.has_async_partners():
             return self.host.decide()  # the next frame's decisions, awaited between frames
         return None
 
     def _resets_async(self, msg):
         name = str(msg.get("slot") or self.active)
-        return name in self.hosts and self.hosts[name].has_async_partners()
+        host = self.hosts.get(name)
+        if host is None:
+            return False
+        if host.fill:
+            return host.has_async_partners()
+        seats = [host.partners.get(s) for s in msg.get("hosting") or ()]
+        return any(seat is not None and seat.is_async for seat in seats)
 
     async def _run_async(self, msg, started):
         try:
@@ -104,6 +110,8 @@ class Dispatcher:
             elif msg["type"] == m.RESET:
                 result = self._handle_sync(msg)
                 await self.host.first_decisions()
+                if self.host.hosting:
+                    result["partners"] = self.host.room_report()
             else:
                 result = await self._install(msg)
         except Exception as exc:
@@ -169,7 +177,7 @@ class Dispatcher:
             if any(seat.is_async for seat in seats.values()):
                 self.progress("loading_env", "Loading the AI partner…", 0.97)
                 await prepare_seats(seats)  # ONNX sessions created and warmed up while the page loads
-            host.set_partners(seats)
+            host.set_partners(seats, fill=not msg.get("room"))  # in a room, AI actions are inputs
             result["partners_ms"] = round(self.clock() - started, 3)
         return result
 
@@ -212,12 +220,18 @@ class Dispatcher:
             if msg.get("slot") is not None:
                 self._slot(msg)  # it must have been loaded
                 self._activate(str(msg["slot"]))
-            return self.host.reset(msg.get("seed"), render=msg.get("render", True))
+            out = self.host.reset(msg.get("seed"), render=msg.get("render", True), hosting=msg.get("hosting"))
+            if self.host.hosting:  # a room's AI seats hosted here: their first decisions
+                out["partners"] = self.host.room_report()
+            return out
         if kind == m.STEP:
             return self.host.step(msg["actions"], render=msg.get("render", True),
                                   include_obs=bool(msg.get("include_obs")))
         if kind == m.BATCH:
-            return {"results": self.host.run_batch(msg["ops"])}
+            out = {"results": self.host.run_batch(msg["ops"])}
+            if self.host.hosting:  # a room's AI seats hosted here: their latest decisions
+                out["partners"] = self.host.room_report()
+            return out
         raise m.ProtocolError("unhandled request " + kind)
 
     def _activate(self, name):

@@ -78,6 +78,14 @@ class EnvHost:
         self.ring_size = ring_size
         self.snapshots = {}
         self.partners = {}  # AI seats (worker/policies.py), set after each load
+        # alone with a person the AI's actions are filled into each STEP; in a room they are
+        # inputs like a person's: this browser decides only for the seats it hosts, from the
+        # present frame after each BATCH, and the page sends the decisions as their inputs
+        self.fill = True
+        self.hosting = set()
+        self.seed = None
+        self.last_seen = None  # (frame, obs, info) after the newest step, in a room
+        self.observed = -1
         self.frames = []  # RGBA pixels of the frames rendered for the reply being built
 
     # -- loading -------------------------------------------------------------
@@ -115,25 +123,54 @@ class EnvHost:
         self.snapshots = {}
         self.partners = {}
 
-    def set_partners(self, seats):
-        """AI seats (worker/policies.py): the env host fills in their actions on every step."""
+    def set_partners(self, seats, fill=True):
+        """AI seats (worker/policies.py): with ``fill`` the env host plays their actions on
+        every step; without it (a room) they decide for the page, for the seats it hosts."""
         self.partners = seats
+        self.fill = fill
+        self.hosting = set()
+
+    def deciding(self):
+        return [seat for name, seat in self.partners.items() if self.fill or name in self.hosting]
 
     def has_async_partners(self):
-        return any(seat.is_async for seat in self.partners.values())
+        return any(seat.is_async for seat in self.deciding())
 
     async def decide(self):
         """The AI seats' waiting decisions (ONNX in the browser), awaited between frames."""
-        for seat in self.partners.values():
+        for seat in self.deciding():
             if seat.is_async:
                 await seat.decide_pending()
+
+    def host_seats(self, seats):
+        """A room's AI seats this browser decides for from now on (one it took over starts
+        afresh, deciding from the present frame)."""
+        fresh = [s for s in seats if s not in self.hosting]
+        for name in fresh:
+            if name not in self.partners:
+                raise EnvContractError("no AI policy loaded for seat " + repr(name))
+            self.hosting.add(name)
+            if self.last_seen is not None:
+                frame, obs, info = self.last_seen
+                self.partners[name].reset(self.seed, obs, info, self._players(), frame)
+        return {"frame": self.frame, "hosting": sorted(self.hosting)}
+
+    def room_report(self):
+        """The hosted seats' latest decisions, for the page to send as their inputs."""
+        out = {}
+        for name in sorted(self.hosting):
+            seat = self.partners[name]
+            if seat.failure is not None:
+                raise seat.failure
+            out[name] = dict(seat.report(), action=seat.action)
+        return out
 
     async def first_decisions(self):
         """After a reset: every AI seat's first action exists before frame 1 is asked for
         (a decision of the episode before may still be finishing; it is then dropped)."""
         import asyncio
 
-        for seat in self.partners.values():
+        for seat in self.deciding():
             while seat.is_async and seat.action is None and seat.failure is None:
                 await seat.decide_pending()
                 if seat.action is None and seat.failure is None:
@@ -150,11 +187,15 @@ class EnvHost:
         return self.env
 
     # -- stepping ------------------------------------------------------------
-    def reset(self, seed=None, render=True):
+    def reset(self, seed=None, render=True, hosting=None):
         obs, info = self._require_env().reset(seed=seed)
         self.frame = 0
         self.snapshots = {}
-        for seat in self.partners.values():  # a fresh policy state every episode
+        self.seed = seed
+        if not self.fill:
+            self.hosting = set(hosting or ())
+            self.last_seen, self.observed = (0, obs, info), 0
+        for seat in self.deciding():  # a fresh policy state every episode
             seat.reset(seed, obs, info, self._players())
         out = {"frame": 0, "obs": safe_serialize(obs), "info": safe_serialize(info)}
         if render:
@@ -163,7 +204,7 @@ class EnvHost:
 
     def step(self, actions, render=True, include_obs=False):
         chosen = None
-        if self.partners:  # AI seats play what they decided after the frame before
+        if self.partners and self.fill:  # AI seats play what they decided after the frame before
             actions = dict(actions)
             chosen = {}
             for name, seat in self.partners.items():
@@ -181,6 +222,8 @@ class EnvHost:
         }
         if include_obs:
             out["obs"] = safe_serialize(obs)
+        if not self.fill:
+            self.last_seen = (self.frame, obs, info)
         if chosen is not None:
             out["partner_actions"] = safe_serialize(chosen)
             out["partners"] = {name: seat.report() for name, seat in self.partners.items()}
@@ -265,11 +308,23 @@ class EnvHost:
                     results.append(self.hash(op.get("frame")))
                 elif kind == m.OP_RENDER:
                     results.append({"frame": self.frame, "render": self.render()})
+                elif kind == m.OP_HOST:
+                    results.append(self.host_seats(op["seats"]))
                 else:
                     raise m.ProtocolError("unknown BATCH op " + repr(kind))
             except Exception as exc:
                 raise BatchOpError(index, kind, exc) from exc
+        self._observe_present()
         return results
+
+    def _observe_present(self):
+        """In a room: the hosted AI seats decide from the newest frame, once per frame."""
+        if self.fill or not self.hosting or self.last_seen is None or self.last_seen[0] <= self.observed:
+            return
+        frame, obs, info = self.last_seen
+        self.observed = frame
+        for name in sorted(self.hosting):
+            self.partners[name].observe(frame, obs, info, self._players())
 
 
 class BatchOpError(Exception):

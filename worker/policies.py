@@ -90,7 +90,9 @@ class Seat:
         self.unplayed = []
         self.reported = False
 
-    def reset(self, seed, obs, info, players):
+    def reset(self, seed, obs, info, players, frame=0):
+        """A new episode (or, in a room, this browser taking the seat over at `frame`): the
+        policy starts afresh and decides from what the env shows now."""
         self.policy.reset(seed)
         self.epoch += 1
         self.decisions = 0
@@ -98,9 +100,9 @@ class Seat:
         self.unplayed = []
         self.action = None
         if self.is_async:
-            self.pending = (self.epoch, 0, obs, info, players, _clock_ms())
+            self.pending = (self.epoch, frame, obs, info, players, _clock_ms())
         else:
-            self.decide(0, obs, info, players)
+            self.decide(frame, obs, info, players)
 
     def observe(self, frame, obs, info, players):
         if frame % self.every != 0:
@@ -195,7 +197,10 @@ def build_seats(partners, base, search_path=(), runner_for=cpu_runner):
         spec = partners[seat]
         kind = spec.get("kind")
         if kind == "python":
-            policy = load_python_policy(base + "/" + spec["file"], spec.get("config") or {}, search_path)
+            # config["seat"] is the seat it plays (a stand-in may play any person's seat)
+            config = dict(spec.get("config") or {})
+            config["seat"] = seat
+            policy = load_python_policy(base + "/" + spec["file"], config, search_path)
         elif kind == "onnx":
             encode = load_function(base + "/" + spec["obs_file"], spec["obs_function"], search_path)
             policy = OnnxPolicy(spec, seat, encode, runner_for(base + "/" + spec["file"]))

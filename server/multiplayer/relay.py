@@ -35,6 +35,11 @@ def split_key(key: str) -> tuple[str, str | None, str]:
     return experiment, condition or None, scene
 
 
+def others_inputs(room: Room, player: str, since: dict[str, list]) -> dict[str, list]:
+    """What `player`'s page needs of the recorded inputs: not its own, nor its AI seats'."""
+    return {q: rec for q, rec in since.items() if q != player and room.hosts.get(q) != player}
+
+
 def room_record(room: Room, **extra: Any) -> dict:
     experiment, condition, scene = split_key(room.experiment)
     return {
@@ -106,7 +111,7 @@ class Relay:
         it was an earlier episode of this scene or the scene right before it on their path
         (and the scene does not ask for a rematch)."""
         last = self.mm.partners.get(pid)
-        if game.rematch or last is None or len(last[1]) != len(game.players):
+        if game.rematch or last is None or len(last[1]) != len(game.humans):
             return None
         last_key, members = last
         previous = split_key(last_key)[2]
@@ -142,14 +147,14 @@ class Relay:
         queue = group_queue(key, group) if group else key
         try:
             room = self.mm.join(key, seat, game.players, horizon=mp.input_delay + mp.max_prediction + 90,
-                                group=group)
+                                group=group, ai=list(game.partners))
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
         if room is None:
             self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, queue, group))
             await self._announce_waiting(queue)
             return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(queue)),
-                    "size": len(game.players)}
+                    "size": len(game.humans)}
         await self._start_room(room, queue)
         return {"ok": True, "status": "matched", "room": room.id}
 
@@ -163,12 +168,12 @@ class Relay:
         for player, s in room.seats.items():
             if not s.stand_in:
                 await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
-                                                "seed": room.seed, "token": s.token}, s.sid)
+                                                "seed": room.seed, "token": s.token, "ai": room.hosts}, s.sid)
         await self._announce_waiting(queue)
 
     async def _announce_waiting(self, key: str) -> None:
         queue = self.mm.waiting(key)
-        size = len(self._game(key).players)
+        size = len(self._game(key).humans)
         for seat in queue:
             await self._emit("waiting", {"count": len(queue), "size": size}, seat.sid)
 
@@ -180,7 +185,8 @@ class Relay:
         if group and mp.dropout == "stand_in" and any(s.sid == sid for s in self.mm.waiting(key)):
             # partners who did not come back: stand-ins play their seats, as for a dropout
             room = self.mm.start_with_stand_ins(key, group, game.players,
-                                                horizon=mp.input_delay + mp.max_prediction + 90)
+                                                horizon=mp.input_delay + mp.max_prediction + 90,
+                                                ai=list(game.partners))
             await self._start_room(room, key)
             for player, seat in room.seats.items():
                 if seat.stand_in:
@@ -217,6 +223,10 @@ class Relay:
 
     async def input(self, sid: str, session: dict, p: InputMsg) -> dict:
         room, player = self._room_and_player(sid)
+        if p.seat is not None and p.seat != player:  # an AI seat's inputs, from its host
+            if room.hosts.get(p.seat) != player:
+                raise Rejected(f"seat {p.seat!r} is not an AI seat you host", "not_your_seat")
+            player = p.seat
         newest = max(f for f, _ in p.inputs)
         self._check_frame(room, max(p.frame, newest))
         try:
@@ -260,7 +270,7 @@ class Relay:
         inputs the relay dropped."""
         room, player = self._room_and_player(sid)
         since = room.inputs_since(p.from_frame)
-        return {"ok": True, "inputs": {q: rec for q, rec in since.items() if q != player}}
+        return {"ok": True, "inputs": others_inputs(room, player, since)}
 
     async def rtt(self, sid: str, session: dict, p: Rtt) -> dict:
         return {"ok": True, "t": p.t}
@@ -377,7 +387,7 @@ class Relay:
         self.stats["rejoined"] += 1
         since = room.inputs_since(p.from_frame)
         return {"ok": True, "room": room.id, "player": player, "players": room.players, "seed": room.seed,
-                "inputs": {q: rec for q, rec in since.items() if q != player}}
+                "inputs": others_inputs(room, player, since)}
 
     async def _dropout_after(self, room: Room, player: str, window: float) -> None:
         await asyncio.sleep(window)
@@ -402,9 +412,22 @@ class Relay:
         seat.away = False
         seat.stand_in = True
         self.stats["stand_ins"] += 1
+        policy = self._game(room.experiment).multiplayer.stand_in
         await self.store.add_event(seat.participant_id, seat.episode_id, "stand_in",
-                                   {"room": room.id, "player": player, "from_frame": room.newest + 1})
-        await self._tell_peers(room, player, "partner_replaced", {"player": player})
+                                   {"room": room.id, "player": player, "from_frame": room.newest + 1,
+                                    "policy": policy})
+        await self._tell_peers(room, player, "partner_replaced", {"player": player, "policy": policy})
+        # the AI seats it hosted, and with a stand-in policy its own seat, go to a browser that stays
+        moving = [a for a, host in room.hosts.items() if host == player] + ([player] if policy else [])
+        present = room.reporting()
+        if moving and present:
+            for ai in moving:
+                room.hosts[ai] = present[0]
+                mine = room.inputs[ai]
+                notice = {"seat": ai, "host": present[0], "from_frame": max(mine) + 1 if mine else 0,
+                          "policy": policy if ai == player else None}
+                for other in present:
+                    await self._emit("ai_host", notice, room.seats[other].sid)
         await self._stand_ins_follow(room, room.newest)
 
     def stand_in_input(self, room: Room, player: str, frame: int):
@@ -415,7 +438,7 @@ class Relay:
     async def _stand_ins_follow(self, room: Room, upto: int) -> None:
         """Give every stand-in seat an input for each frame after its last one, up to `upto`."""
         for player, seat in room.seats.items():
-            if not seat.stand_in:
+            if not seat.stand_in or player in room.hosts:  # a hosted stand-in: its browser decides
                 continue
             mine = room.inputs[player]
             first = max(mine) + 1 if mine else 0

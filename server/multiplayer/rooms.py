@@ -50,6 +50,9 @@ class Room:
     desyncs: list[dict] = field(default_factory=list)
     status: str = "playing"
     newest: int = 0
+    # AI seat -> the player whose browser decides for it and sends its inputs (an AI
+    # partner, or the stand-in policy of a person who dropped out)
+    hosts: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for p in self.players:
@@ -62,7 +65,8 @@ class Room:
         return None
 
     def peers_of(self, player: str) -> list[Seat]:
-        return [seat for p, seat in self.seats.items() if p != player]
+        """Everyone who must hear of `player`'s inputs: not itself, nor the browser hosting it."""
+        return [seat for p, seat in self.seats.items() if p != player and p != self.hosts.get(player)]
 
     def reporting(self) -> list[str]:
         """Players whose pages report state hashes: everyone but stand-ins."""
@@ -142,10 +146,13 @@ class Matchmaker:
         return self.queues.get(experiment, [])
 
     def join(self, experiment: str, seat: Seat, players: list[str], horizon: int,
-             group: dict[str, str] | None = None) -> Room | None:
+             group: dict[str, str] | None = None, ai: list[str] | tuple[str, ...] = ()) -> Room | None:
         """Queue a seat for a room of `experiment` (the room key). With `group` (participant ->
         player of an earlier room), the seat waits for exactly those partners, each given its
-        earlier player id back; otherwise the first arrivals fill the room."""
+        earlier player id back; otherwise the first arrivals fill the room. `ai`: seats played
+        by AI partners, hosted by the room's first person."""
+        ai_seats = list(ai)
+        everyone, players = list(players), [p for p in players if p not in ai_seats]
         queue_name = group_queue(experiment, group) if group else experiment
         if seat.sid in self.room_of_sid or any(s.sid == seat.sid for s in self.waiting(queue_name)):
             raise RoomError("already waiting or playing")
@@ -157,7 +164,8 @@ class Matchmaker:
         if group:  # everyone back in the seat they had
             taken.sort(key=lambda s: seat_rank(group, players, s.participant_id))
         room = Room(id=secrets.token_hex(8), experiment=experiment, seed=secrets.randbelow(2**31),
-                    players=list(players), seats=dict(zip(players, taken, strict=True)), horizon=horizon)
+                    players=everyone, seats=dict(zip(players, taken, strict=True)), horizon=horizon,
+                    hosts={a: players[0] for a in ai_seats})
         self.rooms[room.id] = room
         members = {s.participant_id: p for p, s in room.seats.items()}
         for s in taken:
@@ -166,16 +174,20 @@ class Matchmaker:
         return room
 
     def start_with_stand_ins(self, queue_name: str, group: dict[str, str], players: list[str],
-                             horizon: int) -> Room:
+                             horizon: int, ai: list[str] | tuple[str, ...] = ()) -> Room:
         """The partners who came are seated now; a stand-in takes each seat of a group
         member who did not come back (the dropout policy ``stand_in``)."""
+        ai_seats = list(ai)
+        everyone, players = list(players), [p for p in players if p not in ai_seats]
         came = {s.participant_id: s for s in self.queues.pop(queue_name, [])}
         template = next(iter(came.values()))
         members = sorted(group, key=lambda pid: seat_rank(group, players, pid))
         seats = [came.get(pid) or Seat(f"stand-in:{secrets.token_hex(6)}", pid, f"stand-in-{pid}",
                                        dict(template.net), stand_in=True) for pid in members]
         room = Room(id=secrets.token_hex(8), experiment=room_key(queue_name), seed=secrets.randbelow(2**31),
-                    players=list(players), seats=dict(zip(players, seats, strict=True)), horizon=horizon)
+                    players=everyone, seats=dict(zip(players, seats, strict=True)), horizon=horizon)
+        present = [p for p, s in room.seats.items() if not s.stand_in]
+        room.hosts = {a: present[0] for a in ai_seats}
         self.rooms[room.id] = room
         for seat in came.values():
             self.room_of_sid[seat.sid] = room.id

@@ -95,11 +95,16 @@ def check_partners_run(spec: GameSpec, policies: dict[str, Any], directory: Path
     from worker.env_host import EnvHost, forget_search_path
     from worker.policies import build_seats
 
-    if not spec.partners:
+    used = spec.policies_used()
+    if not used:
         return
-    for name in sorted(set(spec.partners.values())):
+    for name in sorted(used):
         check_policy_files(name, policies[name], directory)
-    partners = {seat: partner_spec(name, policies[name], directory) for seat, name in spec.partners.items()}
+    seated = dict(spec.partners)
+    stand_in = sorted(used - set(seated.values()))
+    if stand_in:  # the dropout stand-in, tried in the last person's seat
+        seated[spec.humans[-1]] = stand_in[0]
+    partners = {seat: partner_spec(name, policies[name], directory) for seat, name in seated.items()}
     folders = env_search_path(spec, directory)
     policy_folders = [str((directory / p[key]).parent.resolve())
                       for p in partners.values() for key in ("file", "obs_file") if key in p]

@@ -63,6 +63,9 @@ class Multiplayer(BaseModel):
     reconnect_timeout: float = Field(10.0, ge=0, le=300)
     # after that: "end" the episode for everyone, or let a scripted "stand_in" play the seat
     dropout: Literal["end", "stand_in"] = "end"
+    # with dropout "stand_in": the policy (a name in ``policies``) that plays a dropped
+    # person's seat, hosted by a browser that stays; left out, the seat repeats default_action
+    stand_in: str | None = None
     dropout_message: str = "Your partner lost their connection, so the game has ended. Thank you!"
     dropout_completion_code: str | None = None  # shown to the partners left behind (partial pay)
 
@@ -212,7 +215,7 @@ class Experiment(BaseModel):
         """Some game seats an ONNX policy (the page then loads onnxruntime-web)."""
         from server.policies.config import uses_onnx
 
-        return uses_onnx(self.policies, {name for g in self.games.values() for name in g.partners.values()})
+        return uses_onnx(self.policies, {name for g in self.games.values() for name in g.policies_used()})
 
 
 def _format(path: Path, exc: ValidationError) -> str:

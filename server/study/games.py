@@ -66,6 +66,15 @@ class GameSpec(BaseModel):
         """The seats people play (the first is this browser's keyboard in a single-browser game)."""
         return [p for p in self.players if p not in self.partners]
 
+    def seated(self) -> dict[str, str]:
+        """Seat -> policy for the AI seats (the stand-in policy is not seated until needed)."""
+        return dict(self.partners)
+
+    def policies_used(self) -> set[str]:
+        """Every policy this game may run: its AI seats', and its dropout stand-in's."""
+        stand_in = self.multiplayer.stand_in if self.is_multiplayer else None
+        return set(self.partners.values()) | ({stand_in} if stand_in else set())
+
     @property
     def is_multiplayer(self) -> bool:
         """More than one person: a room of browsers, matched by the server."""
@@ -90,9 +99,19 @@ def check_partners(scene_id: str, partners: dict[str, str], players: list[str], 
     if not humans:
         raise GameSpecError(f"scene {scene_id!r}: partners: every seat is an AI partner; "
                             "leave at least one for the participant")
-    if partners and len(humans) > 1:
-        raise GameSpecError(f"scene {scene_id!r}: partners: AI seats in a room of several people are "
-                            "not available yet; an AI partner plays beside one person")
+
+
+
+def check_stand_in(scene_id: str, multiplayer: Any, policies: dict) -> None:
+    name = multiplayer.stand_in
+    if name is None:
+        return
+    if name not in policies:
+        raise GameSpecError(f"scene {scene_id!r}: multiplayer.stand_in: no policy {name!r} "
+                            f"(defined: {', '.join(sorted(policies)) or 'none'})")
+    if multiplayer.dropout != "stand_in":
+        raise GameSpecError(f"scene {scene_id!r}: multiplayer.stand_in names a policy but dropout is "
+                            f"{multiplayer.dropout!r}; set dropout to \"stand_in\"")
 
 
 def experiment_files(directory: Path, server_only: list[str] | tuple[str, ...] = ()) -> list[EnvFile]:
@@ -171,6 +190,7 @@ def resolve_game(exp: Any, scene: Game, condition: Any | None) -> GameSpec:
     if not values["auto_start"] and values["start_key"] in values["controls"]:
         raise GameSpecError(f"scene {scene.id!r}: start_key {values['start_key']!r} is also a game control")
     check_partners(scene.id, values["partners"], players, exp.policies)
+    check_stand_in(scene.id, values["multiplayer"], exp.policies)
     env = Path(values["env"])
     env_path = env if env.is_absolute() else exp.directory / env
     return GameSpec(scene_id=scene.id, env_path=env_path, env_source="", episodes=own.episodes,
@@ -249,7 +269,13 @@ def games_config(exp: Any, condition: str | None, packages: Any) -> dict[str, di
     base = f"/x/{exp.name}/files/"
     from server.policies.config import partner_spec
 
-    return {g.scene_id: client_game(g, exp.env_files, base, packages.entries,
-                                    {seat: partner_spec(name, exp.policies[name], exp.directory)
-                                     for seat, name in g.partners.items()})
-            for g in exp.games_for(condition)}
+    out = {}
+    for g in exp.games_for(condition):
+        out[g.scene_id] = game = client_game(g, exp.env_files, base, packages.entries,
+                                             {seat: partner_spec(name, exp.policies[name], exp.directory)
+                                              for seat, name in g.seated().items()})
+        # a room's AI seats are hosted by one of its browsers (and by another if it leaves); a
+        # dropped person's seat may be taken by the stand-in policy, hosted the same way
+        name = g.multiplayer.stand_in if g.is_multiplayer else None
+        game["stand_in"] = partner_spec(name, exp.policies[name], exp.directory) if name else None
+    return out

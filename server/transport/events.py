@@ -109,6 +109,8 @@ class InputMsg(msgspec.Struct, forbid_unknown_fields=True):
     frame: Frame  # the sender's current frame (time sync)
     inputs: Annotated[list[tuple[Frame, Any]], msgspec.Meta(min_length=1, max_length=32)]  # [[frame, input]]
     adv: Annotated[float, msgspec.Meta(ge=-100_000, le=100_000)] = 0.0  # frame advantage (time sync)
+    # an AI seat's inputs, sent by the browser hosting it (the room tells who that is)
+    seat: Annotated[str, msgspec.Meta(max_length=64)] | None = None
 
 
 class FetchInputs(Strict):

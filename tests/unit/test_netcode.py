@@ -214,3 +214,19 @@ def test_input_arriving_during_a_batch_keeps_stale_frames_unconfirmed():
     assert {"op": "hash", "frame": 4} not in ops[:1] and ops[0] == {"op": "restore", "frame": 3}
     s.apply_results(ops, host.run_batch(ops))
     assert [r[0] for r in s.take_confirmed()] == [3, 4, 5]
+
+
+def test_a_hosted_ai_seat_is_local_and_a_seat_taken_over_fills_the_frames_since_its_last_input():
+    s = RollbackSession(["p0", "p1", "p2"], "p0", input_delay=2, max_prediction=8, hosted=["p2"])
+    assert s.remotes == ["p1"]
+    assert s.local_input("up") == [(2, "up")] and s.local_input("left", seat="p2") == [(2, "left")]
+    with pytest.raises(InputConflict):
+        s.remote_input("p2", 3, "right")  # its inputs are made here, never received
+    s.remote_input("p1", 2, "down")
+    for _ in range(3):
+        s.plan()
+    # p1 leaves; this page takes p1's seat over from frame 3: frames 3 and 4 (the present
+    # plus the input delay) get p1's latest input, and nobody is left to wait for
+    assert s.host("p1", 3) == [(3, "down"), (4, "down")]
+    assert s.remotes == [] and s.hosted == ["p2", "p1"] and not s.should_wait(0)
+    assert s.host("p1", 3) == []

@@ -83,10 +83,26 @@ def test_policy_and_partner_errors_name_the_field(tmp_path, policies, partners, 
     assert needle in error_of(write(tmp_path, policies, partners))
 
 
-def test_ai_seats_in_a_room_of_several_people_are_refused_for_now(tmp_path):
-    message = error_of(write(tmp_path, {"echo": {"python": "echo.py"}}, {"p2": "echo"},
-                             players=("p0", "p1", "p2")))
-    assert "not available yet" in message and "partners" in message
+def test_an_ai_seat_in_a_room_of_several_people_and_a_stand_in_policy(tmp_path):
+    from server.study.games import games_config
+    from server.study.packages import ResolvedPackages
+
+    exp = load_experiment(write(tmp_path, {"echo": {"python": "echo.py"}}, {"p2": "echo"},
+                                players=("p0", "p1", "p2"),
+                                multiplayer={"dropout": "stand_in", "stand_in": "echo"}))
+    game = exp.game(None)
+    assert game.is_multiplayer and game.humans == ["p0", "p1"] and game.policies_used() == {"echo"}
+    page = games_config(exp, None, ResolvedPackages(entries=[], local_files={}))["game-0"]
+    assert set(page["partners"]) == {"p2"} and page["stand_in"]["name"] == "echo"
+
+
+@pytest.mark.parametrize("multiplayer, needle", [
+    ({"dropout": "stand_in", "stand_in": "nobody"}, "multiplayer.stand_in: no policy 'nobody' (defined: echo)"),
+    ({"stand_in": "echo"}, "multiplayer.stand_in names a policy but dropout is 'end'"),
+])
+def test_a_stand_in_policy_must_exist_and_needs_dropout_stand_in(tmp_path, multiplayer, needle):
+    message = error_of(write(tmp_path, {"echo": {"python": "echo.py"}}, {}, multiplayer=multiplayer))
+    assert needle in message, message
 
 
 def test_a_policy_that_raises_on_the_first_observation_fails_at_startup(tmp_path):
