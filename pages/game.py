@@ -34,8 +34,11 @@ async def play_episode(game, episode_info, channel, ctx, ui, deadline=None):
     state = {"frame": 0, "total_reward": 0.0, "time_up": False}
     try:
         await run_frames(game, channel, ctx.renderer, ctx.selector, uploader, ui, state, deadline)
-    except Exception:
-        # The env or worker failed: keep every step already taken, then report.
+    except Exception as exc:
+        # The env, a policy or the worker failed: keep every step already taken, record what
+        # failed with the episode, then report it on the page.
+        ctx.outbox.put("client_event", {"kind": "worker_error", "episode_id": episode_id,
+                                        "detail": {"message": str(exc), "frame": state["frame"]}})
         await uploader.finish("error", state["frame"], state["total_reward"], timeout_ms=3000)
         raise
     frame = state["frame"]

@@ -431,8 +431,8 @@ class Relay:
         await self._stand_ins_follow(room, room.newest)
 
     def stand_in_input(self, room: Room, player: str, frame: int):
-        """What a stand-in plays at `frame`: the experiment's default action. The hook an AI
-        partner replaces (it sees the room's recorded inputs, never the game state)."""
+        """What a server stand-in plays at `frame`: the experiment's default action (a stand-in
+        policy, ``multiplayer.stand_in``, is hosted by a browser instead: it sees the game)."""
         return self._game(room.experiment).default_action
 
     async def _stand_ins_follow(self, room: Room, upto: int) -> None:

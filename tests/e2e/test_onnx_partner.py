@@ -120,6 +120,11 @@ def test_an_obs_function_that_raises_in_the_browser_shows_the_error_and_keeps_th
     assert rows and rows[0][0] == "error"
     frames = [f for (f,) in server.query("SELECT frame FROM steps ORDER BY frame")]
     assert frames == list(range(1, 13)) or frames == list(range(1, 14))  # every step played is kept
+    # the episode's record says what failed
+    (episode,) = server.query("SELECT id FROM episodes")[0]
+    recorded = [json.loads(p) for (p,) in server.query(
+        "SELECT payload FROM events WHERE kind = 'worker_error' AND episode_id = ?", episode)]
+    assert recorded and "policy 'gru' (seat p1) raised at frame 12" in recorded[0]["message"]
 
 
 def test_a_person_plays_a_full_episode_with_the_behaviour_cloned_cook_and_parity_holds(

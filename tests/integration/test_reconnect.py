@@ -120,7 +120,8 @@ async def test_past_the_window_a_stand_in_plays_the_seat_and_the_room_still_chec
         start = await pair_up(c0, c1)
         await asyncio.gather(send_inputs(c0, range(2, 11), "right"), send_inputs(c1, range(2, 6), "left"))
         await c1.sio.disconnect()
-        assert await c0.wait_for("partner_replaced", timeout=5) == [{"player": "p1"}]
+        # no stand-in policy: the server plays default_action
+        assert await c0.wait_for("partner_replaced", timeout=5) == [{"player": "p1", "policy": None}]
         await send_inputs(c0, range(11, 31), "right")
         # p0's page got p1's real inputs, then the stand-in's for every frame after p1's last one
         seen = {f: v for m in c0.got("input") if m["player"] == "p1" for f, v in m["inputs"]}

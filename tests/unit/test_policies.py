@@ -97,7 +97,8 @@ def test_an_ai_seat_in_a_room_of_several_people_and_a_stand_in_policy(tmp_path):
 
 
 @pytest.mark.parametrize("multiplayer, needle", [
-    ({"dropout": "stand_in", "stand_in": "nobody"}, "multiplayer.stand_in: no policy 'nobody' (defined: echo)"),
+    ({"dropout": "stand_in", "stand_in": "nobody"},
+     "multiplayer.stand_in: no policy 'nobody' (defined: echo)"),
     ({"stand_in": "echo"}, "multiplayer.stand_in names a policy but dropout is 'end'"),
 ])
 def test_a_stand_in_policy_must_exist_and_needs_dropout_stand_in(tmp_path, multiplayer, needle):
