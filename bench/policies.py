@@ -53,6 +53,8 @@ def one_page(browser, url: str) -> dict:
     data["stall_ms"] = longest_stall(page, data["t_start"] - origin, data["t_end"] - origin)
     setup = page.get_attribute("body", "data-partners-ms-game-0")
     data["setup_ms"] = float(setup) if setup is not None else None
+    run = page.get_attribute("body", "data-model-run-ms-game-0")
+    data["model_run_ms"] = float(run) if run is not None else None
     ctx.close()
     return data
 
@@ -87,5 +89,8 @@ def run(runs: int = 2) -> dict:
             entry["decide_ms"] = summary(decide)
             entry["held"] = sum(d["held"] for d in datas)  # frames that played an older decision
             entry["setup_ms"] = [round(d["setup_ms"], 1) for d in datas]
+            # the model's own awaited run, back to back at load: what a decision costs beyond
+            # waiting for the frame's reply and the thread's wake-ups
+            entry["model_run_ms"] = [round(d["model_run_ms"], 3) for d in datas if d["model_run_ms"]]
         out.setdefault(model, {})[mode] = entry
     return out

@@ -190,6 +190,8 @@ def _policies_lines(po: dict | None) -> list[str]:
             "|---|" + "---:|" * len(sides) + "---|",
             "| decision (observation → action, inference awaited) p50 / p99, ms | "
             + cells(lambda s: pair(s.get("decide_ms"))) + " | ≤ 1 / ≤ 5 (worker) |",
+            "| the model's own awaited run, back to back at load (median of 10), ms | "
+            + cells(lambda s: ", ".join(f"{v:g}" for v in s.get("model_run_ms", [])) or "–") + " | |",
             "| frames that played an older decision | " + cells(lambda s: str(s.get("held", "–"))) + " | |",
             "| STEP sent → frame drawn p50 / p99, ms | " + cells(lambda s: pair(s["total_ms"])) + " | |",
             "| dropped frames | " + cells(lambda s: str(s["dropped"])) + " | no more than without AI |",

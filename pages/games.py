@@ -52,6 +52,8 @@ class GamePreparer:
             "room": game["multiplayer"] is not None})
         if "partners_ms" in loaded:  # AI seats set up (ONNX sessions created and warmed up)
             self.ui.attr("partners-ms-" + scene_id, str(loaded["partners_ms"]))
+        if "model_run_ms" in loaded:
+            self.ui.attr("model-run-ms-" + scene_id, str(loaded["model_run_ms"]))
         mark("env-ready:" + scene_id)
         if not self.first_done:
             self.first_done = True

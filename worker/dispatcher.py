@@ -179,6 +179,10 @@ class Dispatcher:
                 await prepare_seats(seats)  # ONNX sessions created and warmed up while the page loads
             host.set_partners(seats, fill=not msg.get("room"))  # in a room, AI actions are inputs
             result["partners_ms"] = round(self.clock() - started, 3)
+            warm = [seat.policy.warm_ms for seat in seats.values()
+                    if getattr(seat.policy, "warm_ms", None) is not None]
+            if warm:  # the model's awaited run, back to back, once warm
+                result["model_run_ms"] = round(max(warm), 4)
         return result
 
     def _run_env(self, msg, filename, search_path=()):

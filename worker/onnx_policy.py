@@ -126,14 +126,24 @@ class OnnxPolicy:
     def wanted(self):
         return [self.output] + [s["output"] for s in self.states]
 
-    async def prepare(self):
-        """Open the model and run it once on zeros while the page loads: the first
-        inference is many times slower than the rest (onnxruntime-web sets itself up)."""
+    async def prepare(self, runs=10):
+        """Open the model and run it on zeros while the page loads: the first inference is
+        many times slower than the rest (onnxruntime-web sets itself up). The median of the
+        ``runs`` after it, back to back, is the model's own awaited run time (``warm_ms``)."""
+        import time
+
         await self.runner.open()
         feeds = {self.input: self.runner.zeros(self.input_shape)}
         for s in self.states:
             feeds[s["input"]] = self.runner.zeros(s["shape"])
         await self.runner.run_async(feeds, self.wanted())
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            await self.runner.run_async(feeds, self.wanted())
+            times.append((time.perf_counter() - started) * 1000)
+        times.sort()
+        self.warm_ms = times[len(times) // 2] if times else None
 
     def act(self, obs, info):
         """A synchronous runner (CPython onnxruntime)."""
