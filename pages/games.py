@@ -129,10 +129,18 @@ async def play_scene(scene, game, channel, ctx, ui):
     ui.attr("scene", scene["id"])
     deadline = now_ms() + game["time_limit"] * 1000 if game["time_limit"] else None
     result = {"outcome": "completed"}
-    for episode in range(game["episodes"]):
+    resumed, first = None, 0
+    if game["multiplayer"]:  # reloaded mid-episode: back into the seat held, no start key
+        from pages.multiplayer import reclaim_seat
+
+        resumed = await reclaim_seat(ctx.socket, ui, ctx.cfg["experiment"], scene["id"])
+        first = resumed["episode_index"] if resumed is not None else 0
+    for episode in range(first, game["episodes"]):
         ui.set_stage("ready")
         ui.attr("episode", episode)
-        if episode == 0:
+        if resumed is not None and episode == first:
+            pass
+        elif episode == 0:
             if not game["auto_start"]:
                 ui.message(game["instructions"] or "Press Space to start.")
                 await wait_key_or(game["start_key"], None)
@@ -143,7 +151,8 @@ async def play_scene(scene, game, channel, ctx, ui):
         if game["multiplayer"]:
             from pages.multiplayer import play_multiplayer
 
-            result = await play_multiplayer(game, episode_info, channel, ctx, ui)
+            result = await play_multiplayer(game, episode_info, channel, ctx, ui,
+                                            resumed if episode == first else None)
         else:
             result = await play_episode(game, episode_info, channel, ctx, ui, deadline)
         if result.get("outcome", "completed") != "completed":

@@ -7,13 +7,43 @@ import asyncio
 import js
 
 from pages.clock import WorkerClock
-from pages.jsbridge import log, new_id, now_ms, sleep_ms, wait_on
+from pages.jsbridge import log, new_id, now_ms, sleep_ms, try_set_item, wait_on
 from pages.netcode import InputConflict, RollbackSession
 from pages.outbox import Uploader
 from protocol import messages as m
 
 REDUNDANT_INPUTS = 8  # each input message repeats the last few, so one lost message costs nothing
 RTT_EVERY_MS = 1000
+CATCH_UP_FRAMES = 300  # frames per BATCH while a reloaded page rebuilds the game
+
+
+# -- a reload never costs a game: the seat's token is kept for the tab's participant ------
+def _seat_key(experiment, scene_id):
+    return "coplay:seat:" + experiment + ":" + scene_id
+
+
+def keep_seat(experiment, scene_id, room, episode_index):
+    import json
+
+    record = {"token": room["token"], "room": room["room"], "episode_index": episode_index}
+    try_set_item(js.window.localStorage, _seat_key(experiment, scene_id), json.dumps(record))
+
+
+def kept_seat(experiment, scene_id):
+    """The seat this participant held in this scene before the page was reloaded, if any."""
+    import json
+
+    text = js.window.localStorage.getItem(_seat_key(experiment, scene_id))
+    if text is None:
+        return None
+    try:
+        return json.loads(str(text))
+    except ValueError:
+        return None
+
+
+def forget_seat(experiment, scene_id):
+    js.window.localStorage.removeItem(_seat_key(experiment, scene_id))
 
 
 def url_network():
@@ -139,32 +169,58 @@ class RttMeter:
             await sleep_ms(RTT_EVERY_MS)
 
 
-async def play_multiplayer(game, episode_info, channel, ctx, ui):
-    """One multiplayer episode of a game scene: matched in the scene's waiting room."""
+async def reclaim_seat(socket, ui, experiment, scene_id):
+    """After a reload: take the seat this participant held back (by its token), with the
+    room's record so far. None when there is no such seat any more."""
+    kept = kept_seat(experiment, scene_id)
+    if kept is None:
+        return None
+    ui.set_stage("resuming")
+    ui.message("Rejoining your game…")
+    ack = await socket.call("mp_rejoin", {"token": kept["token"], "inputs": [], "from_frame": 0,
+                                          "reload": True})
+    if not ack.get("ok"):
+        log("could not take the seat back after the reload:", ack.get("error"))
+        forget_seat(experiment, scene_id)
+        return None
+    ack["episode_index"] = kept["episode_index"]
+    return ack
+
+
+async def play_multiplayer(game, episode_info, channel, ctx, ui, resumed=None):
+    """One multiplayer episode of a game scene: matched in the scene's waiting room, or
+    (``resumed``: the page was reloaded mid-episode) back in the seat it held."""
     cfg, socket, outbox, renderer, selector = ctx.cfg, ctx.socket, ctx.outbox, ctx.renderer, ctx.selector
     mp = game["multiplayer"]
     events = RoomEvents(socket, ui)
-    episode_id = new_id()
-    ui.set_stage("waiting")
-    ui.message("Waiting for partner…")
-    join = {"episode_id": episode_id, "scene": episode_info["scene_id"]}
-    net = url_network() if mp["network_from_url"] else None
-    if net is not None:
-        join["net"] = net
-    ack = await socket.call("mp_join", join)
-    if not ack.get("ok"):
-        raise RuntimeError("could not join a room: " + str(ack.get("error")))
-    room = await events.wait_for_room()
-    if room is None:
-        return {"outcome": "wait_timeout", "message": events.timed_out["message"],
-                "redirect": events.timed_out.get("redirect"),
-                "completion_code": events.timed_out.get("completion_code")}
+    if resumed is None:
+        episode_id = new_id()
+        ui.set_stage("waiting")
+        ui.message("Waiting for partner…")
+        join = {"episode_id": episode_id, "scene": episode_info["scene_id"]}
+        net = url_network() if mp["network_from_url"] else None
+        if net is not None:
+            join["net"] = net
+        ack = await socket.call("mp_join", join)
+        if not ack.get("ok"):
+            raise RuntimeError("could not join a room: " + str(ack.get("error")))
+        room = await events.wait_for_room()
+        if room is None:
+            return {"outcome": "wait_timeout", "message": events.timed_out["message"],
+                    "redirect": events.timed_out.get("redirect"),
+                    "completion_code": events.timed_out.get("completion_code")}
+    else:
+        room = resumed
+        episode_id = resumed["episode_id"]
+        events.room = room
     ui.attr("room", room["room"])
     ui.attr("player", room["player"])
-    start = {"episode_id": episode_id, "seed": room["seed"], "client": {
-        "worker": cfg["worker"], "fps": game["fps"], "room": room["room"], "player": room["player"]}}
-    start.update(episode_info)
-    outbox.put("episode_start", start)
+    keep_seat(cfg["experiment"], episode_info["scene_id"], room, episode_info["episode_index"])
+    if resumed is None:
+        start = {"episode_id": episode_id, "seed": room["seed"], "client": {
+            "worker": cfg["worker"], "fps": game["fps"], "room": room["room"], "player": room["player"]}}
+        start.update(episode_info)
+        outbox.put("episode_start", start)
     hosted = [seat for seat, host in (room.get("ai") or {}).items() if host == room["player"]]
     reset = await channel.request(m.RESET, {"seed": room["seed"], "slot": episode_info["scene_id"],
                                             "hosting": hosted})
@@ -175,6 +231,8 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui):
     await channel.request(m.BATCH, {"ops": session.start_ops()})
     events.session = session
     uploader = Uploader(outbox, episode_id, cfg["upload_every"])
+    if resumed is not None:
+        await catch_up(resumed, session, channel, renderer, socket, events, uploader, ui)
     meter = RttMeter(socket)
     rtt_task = asyncio.create_task(meter.run())
     clock = WorkerClock(1000 / game["fps"])
@@ -201,6 +259,7 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui):
         final = reply["results"][0]["hash"]
         ui.attr("state-hash", final)
         await socket.call("state_hash", {"frame": end, "hash": final, "final": True})
+    forget_seat(cfg["experiment"], episode_info["scene_id"])
     saved = await uploader.finish("completed" if outcome == "completed" else "abandoned",
                                   session.emitted_upto, total)
     waited = 0
@@ -211,6 +270,39 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui):
     return {"outcome": outcome, "state_hash": final, "saved": saved, "stats": session.stats,
             "total_reward": total,
             "result": events.result, "partner_left": events.partner_left}
+
+
+async def catch_up(resumed, session, channel, renderer, socket, events, uploader, ui):
+    """A reloaded page rebuilds the game from the seed and the room's record: its own
+    inputs and the others', replayed in BATCHes of CATCH_UP_FRAMES (progress shown), then
+    the frames it was away for get its latest input, and play goes on."""
+    for seat, pairs in (resumed.get("own") or {}).items():
+        session.load_recorded(seat, pairs)
+    for player, pairs in (resumed.get("inputs") or {}).items():
+        events.on_input({"player": player, "frame": None, "inputs": pairs})
+    started = now_ms()
+    target = session.confirmed_upto
+    while True:
+        ops = session.catch_up(CATCH_UP_FRAMES)
+        if not ops:
+            break
+        reply = await channel.request(m.BATCH, {"ops": ops})
+        hashes, last = session.apply_results(ops, reply["results"])
+        if last is not None and "render" in last:
+            renderer.draw(last["render"])
+        for frame, digest in hashes:
+            socket.send("state_hash", {"frame": frame, "hash": digest})
+        for frame, inputs, result in session.take_confirmed():  # stored again: idempotent
+            uploader.add({"frame": frame, "actions": inputs, "rewards": result["rewards"],
+                          "done": result["done"], "info": result["info"], "metrics": {"resumed": True}})
+        ui.message("Rejoining your game… " + str(session.frame) + "/" + str(target), True)
+        await sleep_ms(0)
+    recent = {}
+    for seat, fresh in session.resume_mine().items():
+        send_ai_inputs(socket, session, seat, fresh, recent)
+    ui.attr("resumed-at", session.frame)
+    ui.attr("resume-ms", round(now_ms() - started, 1))
+    log("resumed at frame", session.frame, "in", round(now_ms() - started), "ms")
 
 
 def take_decisions(events, reply):
@@ -235,13 +327,17 @@ async def host_handed_over(events, session, channel, socket, sent_ai):
 
 
 def send_ai_inputs(socket, session, seat, sent, recent_by_seat):
-    """An AI seat's inputs go out like ours, with the seat they are for (and the last few again)."""
+    """An AI seat's inputs go out like ours, with the seat they are for (and the last few again);
+    the page's own seat's too, after a reload."""
     if not sent:
         return
-    recent = (recent_by_seat.get(seat, []) + [[f, v] for f, v in sent])[-REDUNDANT_INPUTS:]
+    recent = (recent_by_seat.get(seat, []) + [[f, v] for f, v in sent])[-max(REDUNDANT_INPUTS, len(sent)):]
     recent_by_seat[seat] = recent
     for start in range(0, len(recent), 32):
-        socket.send("input", {"frame": session.frame, "inputs": recent[start:start + 32], "seat": seat})
+        message = {"frame": session.frame, "inputs": recent[start:start + 32]}
+        if seat != session.local:
+            message["seat"] = seat
+        socket.send("input", message)
 
 
 def watch_visibility(events, session, outbox, ui, episode_id):

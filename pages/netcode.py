@@ -78,6 +78,9 @@ class RollbackSession:
         self.hosted.append(seat)
         self.remote_frame.pop(seat, None)
         self.remote_advantage.pop(seat, None)
+        return self._fill(seat, from_frame)
+
+    def _fill(self, seat, from_frame):
         known = self.confirmed[seat]
         fresh = []
         g = max(from_frame, self.confirmed_upto)
@@ -92,6 +95,41 @@ class RollbackSession:
             g += 1
         self._advance_confirmed()
         return fresh
+
+    # -- a reloaded page ---------------------------------------------------------------
+    def load_recorded(self, player, pairs):
+        """The server's record of a seat this page plays (its own, an AI seat it hosts):
+        after a reload, the inputs it made before."""
+        known = self.confirmed[player]
+        for frame, value in pairs:
+            if frame >= self.frame:
+                known[frame] = value
+        self._advance_confirmed()
+
+    def catch_up(self, chunk):
+        """Ops replaying up to `chunk` frames that everyone's recorded inputs cover (a
+        reloaded page rebuilding the state from the seed); [] once it is at the present."""
+        limit = min(self.confirmed_upto, self.frame + chunk)
+        if self.last_frame is not None and limit > self.last_frame + 1:
+            limit = self.last_frame + 1
+        ops = []
+        while self.frame < limit:
+            ops.extend(self._step_ops(self.frame))
+            self.frame += 1
+        if ops:
+            ops[-2]["render"] = True
+        for k in self._checkpoints():
+            ops.append({"op": OP_HASH, "frame": k})
+        return ops
+
+    def resume_mine(self):
+        """After the catch-up: the frames between my seats' last recorded input and the
+        present get their latest input (the page was away for them). Returns {seat: [(frame,
+        value)]} to send."""
+        out = {}
+        for seat in [self.local] + self.hosted:
+            out[seat] = self._fill(seat, self.confirmed_upto)
+        return out
 
     def remote_input(self, player, frame, value, sender_frame=None, sender_advantage=None):
         """A real input from another player (duplicates are ignored)."""

@@ -64,7 +64,7 @@ class Relay:
         self.wait_timers: dict[str, asyncio.Task] = {}
         self.rng = random.Random()
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0, "away": 0,
-                      "rejoined": 0, "stand_ins": 0, "replay_errors": 0}
+                      "rejoined": 0, "resumed": 0, "stand_ins": 0, "replay_errors": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
         self.max_rooms_per_ip = max_rooms_per_ip
@@ -386,8 +386,17 @@ class Relay:
         await self._tell_peers(room, player, "partner_back", {"player": player})
         self.stats["rejoined"] += 1
         since = room.inputs_since(p.from_frame)
-        return {"ok": True, "room": room.id, "player": player, "players": room.players, "seed": room.seed,
-                "inputs": others_inputs(room, player, since)}
+        ack = {"ok": True, "room": room.id, "player": player, "players": room.players, "seed": room.seed,
+               "inputs": others_inputs(room, player, since)}
+        if p.reload:
+            mine = [q for q in since if q not in ack["inputs"]]  # its own seat and the AI seats it hosts
+            ack.update(own={q: since[q] for q in mine}, ai=room.hosts, token=seat.token,
+                       episode_id=seat.episode_id)
+            self.stats["resumed"] += 1
+            await self.store.add_event(seat.participant_id, seat.episode_id, "resume",
+                                       {"room": room.id, "player": player, "newest": room.newest,
+                                        "own_upto": max(room.inputs[player], default=-1)})
+        return ack
 
     async def _dropout_after(self, room: Room, player: str, window: float) -> None:
         await asyncio.sleep(window)

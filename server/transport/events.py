@@ -128,6 +128,9 @@ class MpRejoin(Strict):
     # the page's own recent inputs: the ones it made while cut off reach the server here
     inputs: list[list[Any]] = Field(default=[], max_length=128)
     from_frame: int = Field(0, ge=0, le=10_000_000)  # send me the others' inputs from here on
+    # a reloaded page: it knows nothing of the game, so its own (and its AI seats') recorded
+    # inputs come back too, and the resume is recorded as an event
+    reload: bool = False
 
     @field_validator("inputs")
     @classmethod

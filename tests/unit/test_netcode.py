@@ -230,3 +230,18 @@ def test_a_hosted_ai_seat_is_local_and_a_seat_taken_over_fills_the_frames_since_
     assert s.host("p1", 3) == [(3, "down"), (4, "down")]
     assert s.remotes == [] and s.hosted == ["p2", "p1"] and not s.should_wait(0)
     assert s.host("p1", 3) == []
+
+
+def test_a_reloaded_page_rebuilds_from_the_record_then_fills_its_own_missing_frames():
+    s = RollbackSession(["p0", "p1"], "p0", input_delay=2, max_prediction=8)
+    s.load_recorded("p0", [(2, "up"), (3, "up"), (4, "left")])
+    for f, v in [(2, "a"), (3, "b"), (4, "c"), (5, "d"), (6, "e")]:
+        s.remote_input("p1", f, v)
+    ops = s.catch_up(chunk=100)
+    steps = [op for op in ops if op["op"] == "step"]
+    assert [op["frame"] for op in steps] == [0, 1, 2, 3, 4] and steps[-1].get("render")
+    assert steps[4]["actions"] == {"p0": "left", "p1": "c"}
+    assert s.catch_up(chunk=100) == [] and s.frame == 5
+    # p0's record ends at frame 4: frames 5 and 6 (the present plus the delay) get its latest
+    assert s.resume_mine() == {"p0": [(5, "left"), (6, "left")]}
+    assert s.local_input("down") == [(7, "down")]
