@@ -82,6 +82,7 @@ def markdown(results: dict) -> str:
     lines += _frames_lines(results.get("frames"))
     lines += _replay_lines(results.get("replay_burst"))
     lines += _policies_lines(results.get("policies"))
+    lines += _reload_lines(results.get("reload"))
     return "\n".join(lines)
 
 
@@ -199,6 +200,20 @@ def _policies_lines(po: dict | None) -> list[str]:
             + " | unchanged by the AI (worker) |",
             "| ONNX session create + warm-up while the page loads, ms | "
             + cells(lambda s: ", ".join(f"{v:g}" for v in s["setup_ms"]) if "setup_ms" in s else "–") + " | |"]
+
+
+def _reload_lines(rl: dict | None) -> list[str]:
+    if not rl:
+        return []
+    return ["", f"**Reload** — a page of a two-player `kitchen` room reloaded {rl['played_s']:g} s into the "
+            f"episode (frames {', '.join(map(str, rl['frames_at_reload']))})", "",
+            "| figure | median | runs | target |", "|---|---:|---|---|",
+            f"| reload → playing again, s | {rl['reload_to_playing_s']['median']:g} | "
+            f"{', '.join(f'{v:g}' for v in rl['reload_to_playing_s']['runs'])} | ≤ 5 |",
+            f"| of which rebuilding the game from the room's record, ms | {rl['rebuild_ms']['median']:g} | "
+            f"{', '.join(f'{v:g}' for v in rl['rebuild_ms']['runs'])} | |",
+            f"| baseline: the page's first boot (navigation → ready), s | {rl['first_boot_s']['median']:g} | "
+            f"{', '.join(f'{v:g}' for v in rl['first_boot_s']['runs'])} | |"]
 
 
 def _replay_lines(rb: dict | None) -> list[str]:

@@ -22,6 +22,8 @@ each) vs the same load quiet, replays in the process pool vs on a thread (the ol
 Policies (issue 12): an ONNX partner (MLP, GRU) deciding every frame at 30 fps in the worker
 vs no AI, beside the MUG-style baseline (the same models on the main thread): decision
 latency, frame time, dropped frames, main-thread stall, session create + warm-up.
+Reload (issue 13): a page reloaded 30 s into a two-player episode: reload -> playing again,
+of which the rebuild from the room's record, beside the same page's first boot.
 
 Run one part alone with ``--sections NAME`` (the others keep their last results).
 """
@@ -36,7 +38,8 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench import foundation, frames, fuzz, ingest, load, multiplayer, policies, replay_burst, scenes
+from bench import (foundation, frames, fuzz, ingest, load, multiplayer, policies, reload, replay_burst,
+                   scenes)
 from bench.common import machine
 from bench.report import plot, update_readme
 from server.vendor import versions
@@ -46,7 +49,7 @@ from tests.servers import ROOT, start_server, write_experiment, write_kitchen
 OUT = Path(__file__).resolve().parent
 
 
-SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies")
+SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies", "reload")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -114,6 +117,8 @@ def main() -> int:
         results["replay_burst"] = replay_burst.run()
     if "policies" in args.sections:
         results["policies"] = policies.run()
+    if "reload" in args.sections:
+        results["reload"] = reload.run()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     dates = results.setdefault("dates", {s: results.get("date", now) for s in SECTIONS if s in results
                                          or (s == "foundation" and "figures" in results)})
@@ -135,7 +140,8 @@ def main() -> int:
                     "replay_burst.pool.p99_ratio": "<= 2 (burst p99 / quiet p99)",
                     "policies.mlp.worker.decide_ms": "p50 <= 1, p99 <= 5",
                     "policies.gru.worker.decide_ms": "p50 <= 1, p99 <= 5",
-                    "policies.*.worker.dropped": "no more than policies.none.worker.dropped"},
+                    "policies.*.worker.dropped": "no more than policies.none.worker.dropped",
+                    "reload.reload_to_playing_s.median": "<= 5"},
     })
     path.write_text(json.dumps(results, indent=2) + "\n")
     plot(results, OUT / "results.png")
