@@ -38,8 +38,7 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench import (foundation, frames, fuzz, ingest, load, multiplayer, policies, reload, replay_burst,
-                   scenes)
+from bench import foundation, frames, fuzz, ingest, load, multiplayer, policies, reload, replay_burst, scenes
 from bench.common import machine
 from bench.report import plot, update_readme
 from server.vendor import versions
