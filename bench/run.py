@@ -48,7 +48,8 @@ from tests.servers import ROOT, start_server, write_experiment, write_kitchen
 OUT = Path(__file__).resolve().parent
 
 
-SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies", "reload")
+SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies",
+            "reload")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
