@@ -129,12 +129,16 @@ async def play_scene(scene, game, channel, ctx, ui):
     ui.attr("scene", scene["id"])
     deadline = now_ms() + game["time_limit"] * 1000 if game["time_limit"] else None
     result = {"outcome": "completed"}
-    resumed, first = None, 0
+    resumed = None
     if game["multiplayer"]:  # reloaded mid-episode: back into the seat held, no start key
         from pages.multiplayer import reclaim_seat
 
         resumed = await reclaim_seat(ctx.socket, ui, ctx.cfg["experiment"], scene["id"])
-        first = resumed["episode_index"] if resumed is not None else 0
+    else:  # reloaded mid-episode: the same episode, from the frame it reached
+        from pages.game import reclaim_episode
+
+        resumed = await reclaim_episode(ctx.cfg, ctx.socket, ctx.outbox, ui, scene["id"])
+    first = resumed["episode_index"] if resumed is not None else 0
     for episode in range(first, game["episodes"]):
         ui.set_stage("ready")
         ui.attr("episode", episode)
@@ -154,7 +158,8 @@ async def play_scene(scene, game, channel, ctx, ui):
             result = await play_multiplayer(game, episode_info, channel, ctx, ui,
                                             resumed if episode == first else None)
         else:
-            result = await play_episode(game, episode_info, channel, ctx, ui, deadline)
+            result = await play_episode(game, episode_info, channel, ctx, ui, deadline,
+                                        resumed if episode == first else None)
         if result.get("outcome", "completed") != "completed":
             return result
         if deadline is not None and now_ms() >= deadline:

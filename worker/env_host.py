@@ -202,9 +202,11 @@ class EnvHost:
             out["render"] = self.render()
         return out
 
-    def step(self, actions, render=True, include_obs=False):
+    def step(self, actions, render=True, include_obs=False, recorded=False):
+        """``recorded``: a reloaded page replaying its episode: every seat plays the recorded
+        action, the AI seats still see each frame (a policy's memory is rebuilt as it was)."""
         chosen = None
-        if self.partners and self.fill:  # AI seats play what they decided after the frame before
+        if self.partners and self.fill and not recorded:  # AI seats play what they decided the frame before
             actions = dict(actions)
             chosen = {}
             for name, seat in self.partners.items():
@@ -227,7 +229,8 @@ class EnvHost:
         if chosen is not None:
             out["partner_actions"] = safe_serialize(chosen)
             out["partners"] = {name: seat.report() for name, seat in self.partners.items()}
-            for seat in self.partners.values():  # the next frame's decisions, from what this one shows
+        if self.partners and self.fill:  # the next frame's decisions, from what this one shows
+            for seat in self.partners.values():
                 seat.observe(self.frame, obs, info, self._players())
         if render:
             out["render"] = self.render()
@@ -301,7 +304,8 @@ class EnvHost:
                 if kind == m.OP_RESTORE:
                     results.append(self.restore(op["frame"]))
                 elif kind == m.OP_STEP:
-                    results.append(self.step(op["actions"], render=bool(op.get("render"))))
+                    results.append(self.step(op["actions"], render=bool(op.get("render")),
+                                             recorded=bool(op.get("recorded"))))
                 elif kind == m.OP_SNAPSHOT:
                     results.append(self.snapshot())
                 elif kind == m.OP_HASH:

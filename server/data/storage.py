@@ -188,6 +188,8 @@ START_EPISODE = text(
     "INSERT INTO episodes (id, participant_id, experiment, seed, started, client, scene_id, episode_index)"
     " VALUES (:id, :pid, :e, :seed, :now, :client, :scene, :index) ON CONFLICT DO NOTHING")
 EPISODE_OWNER = text("SELECT participant_id FROM episodes WHERE id = :id")
+EPISODE_FOR_RESUME = text("SELECT seed, status FROM episodes WHERE id = :id")
+EPISODE_ACTIONS = text("SELECT frame, actions, rewards FROM steps WHERE episode_id = :id ORDER BY frame")
 END_EPISODE = text("UPDATE episodes SET ended = :now, status = :status, frames = :frames,"
                    " total_reward = :reward WHERE id = :id")
 GET_CONDITION = text("SELECT condition FROM participants WHERE id = :pid AND experiment = :e")
@@ -270,6 +272,15 @@ class Store:
         await self._write(START_EPISODE, {"id": eid, "pid": pid, "e": experiment, "seed": seed,
                                           "now": time.time(), "client": _json(client),
                                           "scene": scene_id, "index": episode_index})
+
+    async def episode_for_resume(self, eid: str) -> tuple[Any, str, list[tuple[int, Any, Any]]] | None:
+        """(seed, status, [(frame, actions, rewards)]) of an episode, for a reloaded page."""
+        async with self.db.connect() as conn:
+            row = (await conn.execute(EPISODE_FOR_RESUME, {"id": eid})).first()
+            if row is None:
+                return None
+            steps = (await conn.execute(EPISODE_ACTIONS, {"id": eid})).all()
+        return row[0], row[1], [(f, json.loads(a), json.loads(r)) for f, a, r in steps]
 
     async def episode_owner(self, eid: str) -> str | None:
         row = await self._first(EPISODE_OWNER, {"id": eid})

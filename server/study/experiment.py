@@ -111,6 +111,9 @@ class Experiment(BaseModel):
     # files of the experiment folder never sent to the browser (glob patterns relative to
     # it), e.g. the script that trained a policy
     server_only: list[str] = []
+    # a page reloaded mid-episode: "resume" the single-player episode at the frame it reached
+    # (a multiplayer seat is always taken back within reconnect_timeout), or "restart" it
+    on_reload: Literal["resume", "restart"] = "resume"
     # the participant's path; without it the study is just the game
     scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 

@@ -36,6 +36,11 @@ class Sequenced(Strict):
     seq: int | None = SEQ
 
 
+class EpisodeResume(Strict):
+    """A page reloaded mid-episode asks for what the server has of it, to play on."""
+    episode_id: str = ID
+
+
 class EpisodeStart(Sequenced):
     episode_id: str = ID
     seed: int | None = Field(default=None, ge=-INT64, le=INT64)

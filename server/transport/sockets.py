@@ -15,7 +15,14 @@ from pydantic import ValidationError
 
 from server.data.storage import Store
 from server.study.experiment import Experiment
-from server.transport.events import ClientEvent, ConnectAuth, EpisodeEnd, EpisodeStart, StepBatch
+from server.transport.events import (
+    ClientEvent,
+    ConnectAuth,
+    EpisodeEnd,
+    EpisodeResume,
+    EpisodeStart,
+    StepBatch,
+)
 from server.transport.lifecycle import Lifecycle
 from server.transport.limits import RATE_LIMITED, Limits, counting_packets, oversized
 from server.transport.validation import Invalid, pydantic_problem, validate
@@ -59,6 +66,7 @@ class SocketHandlers:
         self.register("steps", StepBatch, self.steps)
         self.register("episode_end", EpisodeEnd, self.episode_end)
         self.register("client_event", ClientEvent, self.client_event)
+        self.register("episode_resume", EpisodeResume, self.episode_resume)
         sio.on("*", self.unknown)
 
     def register(self, event: str, model: type, handler) -> None:
@@ -215,6 +223,21 @@ class SocketHandlers:
         await self.store.end_episode(payload.episode_id, payload.status, payload.frames,
                                      payload.total_reward)
         return {"ok": True}
+
+    async def episode_resume(self, sid: str, session: dict, payload: EpisodeResume) -> dict:
+        """A single-player episode the page was reloaded in: its seed and every step stored,
+        so the page replays them and plays on from there (the resume is recorded)."""
+        await self._own_episode(session, payload.episode_id)
+        found = await self.store.episode_for_resume(payload.episode_id)
+        if found is None or found[1] != "running":
+            raise Rejected("that episode is over", "not_running")
+        seed, _, steps = found
+        frames = [f for f, _, _ in steps]
+        if frames != list(range(1, len(frames) + 1)):
+            raise Rejected("that episode's record has gaps; it cannot be resumed", "gaps")
+        await self.store.add_event(session["participant_id"], payload.episode_id, "resume",
+                                   {"frame": len(frames)})
+        return {"ok": True, "seed": seed, "steps": [[f, a, r] for f, a, r in steps]}
 
     async def client_event(self, sid: str, session: dict, payload: ClientEvent) -> dict:
         await self.store.add_event(session["participant_id"], payload.episode_id, payload.kind,

@@ -78,6 +78,7 @@ def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool, ven
         "ring_size": max([g.multiplayer.max_prediction + g.multiplayer.input_delay + 6
                           for g in multiplayer], default=9),
         "onnx_wasm": f"{vendor_prefix}{ORT_DIR}" if exp.uses_onnx else None,
+        "on_reload": exp.on_reload,
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tests.e2e.browser import STAGE_RECORDER, body, wait_stage, wait_until
 from tests.e2e.test_multiplayer import KEYS, finish, kitchen, mash_keys
+from tests.servers import write_experiment
 
 
 def test_a_page_reloaded_mid_game_takes_its_seat_back_and_the_room_completes(tmp_path, servers, new_page):
@@ -49,3 +50,25 @@ def test_a_page_reloaded_mid_game_takes_its_seat_back_and_the_room_completes(tmp
     assert len(server.query("SELECT id FROM episodes")) == 2
     assert len(server.query("SELECT kind FROM events WHERE kind = 'resume'")) == 1
     assert rwatch.foreign_requests(server.url) == []
+
+
+def test_a_single_player_reload_resumes_the_same_episode_at_the_frame_it_reached(tmp_path, servers, new_page):
+    exps = tmp_path / "experiments"
+    write_experiment(exps, "catch", env_config={"lives": 99}, max_steps=240, auto_start=True)
+    server = servers(experiments_dir=exps)
+    page, watch = new_page()
+    page.goto(server.url + "/x/catch")
+    assert wait_stage(page, "playing", "error", timeout=90) == "playing", watch.dump()
+    for k in range(12):
+        page.keyboard.press("ArrowLeft" if k % 3 else "ArrowRight")
+        page.wait_for_timeout(100)
+    reached = int(body(page, "frame"))
+    page.reload()
+    assert wait_stage(page, "playing", "error", timeout=60) == "playing", watch.dump()
+    assert int(body(page, "resumed-at")) >= reached - 30  # at most the steps not yet uploaded
+    assert wait_stage(page, "done", "error", timeout=60) == "done", watch.dump()
+    tally = "SELECT count(*), count(DISTINCT frame), min(frame), max(frame) FROM steps"
+    rows = wait_until(lambda: server.query(tally)[0][0] == 240 and server.query(tally), 15)
+    assert rows == [(240, 240, 1, 240)], rows  # one episode, every frame once
+    assert server.query("SELECT status FROM episodes") == [("completed",)]
+    assert len(server.query("SELECT kind FROM events WHERE kind = 'resume'")) == 1

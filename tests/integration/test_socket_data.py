@@ -174,3 +174,25 @@ async def test_out_of_range_seed_gets_an_error_ack(server, join):
         # the server and the connection survive either way
         assert (await client.call("episode_start", {"episode_id": "ep-small", "seed": 1}))["ok"]
     assert server.process.poll() is None
+
+
+async def test_a_reloaded_page_gets_its_running_episode_back_and_nobody_else_s(server, join):
+    async with join("p-res") as client:
+        await client.call("episode_start", {"episode_id": "ep-res", "seed": 7, "client": {}})
+        await client.call("steps", batch("ep-res", range(1, 4)))
+        ack = await client.call("episode_resume", {"episode_id": "ep-res"})
+        assert ack["ok"] and ack["seed"] == 7 and [s[0] for s in ack["steps"]] == [1, 2, 3]
+        assert ack["steps"][0][1] == record(1)["actions"]
+        await client.call("steps", batch("ep-res", [5]))  # a gap: frame 4 never arrived
+        gap = await client.call("episode_resume", {"episode_id": "ep-res"})
+        assert not gap["ok"] and "gaps" in gap["error"]
+    async with join("p-other") as other:
+        stolen = await other.call("episode_resume", {"episode_id": "ep-res"})
+        assert not stolen["ok"] and "another participant" in stolen["error"]
+    async with join("p-res") as client:
+        await client.call("episode_end", {"episode_id": "ep-res", "status": "completed", "frames": 5,
+                                          "total_reward": 0.0})
+        over = await client.call("episode_resume", {"episode_id": "ep-res"})
+        assert not over["ok"] and "over" in over["error"]
+    assert server.query("SELECT kind FROM events WHERE episode_id = 'ep-res'") == [("resume",)]
+    assert step_count(server, "ep-res") == 4  # nothing changed by the refused asks
