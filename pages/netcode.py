@@ -113,13 +113,17 @@ class RollbackSession:
         if self.last_frame is not None and limit > self.last_frame + 1:
             limit = self.last_frame + 1
         ops = []
+        last_step = None
         while self.frame < limit:
             ops.extend(self._step_ops(self.frame))
+            last_step = len(ops) - 2
             self.frame += 1
-        if ops:
-            ops[-2]["render"] = True
-        for k in self._checkpoints():
-            ops.append({"op": OP_HASH, "frame": k})
+            # a checkpoint is hashed right after its snapshot: the ring keeps only the last few
+            if self.frame % self.hash_every == 0 and self.frame > self.hashed_upto:
+                ops.append({"op": OP_HASH, "frame": self.frame})
+                self.hashed_upto = self.frame
+        if last_step is not None:
+            ops[last_step]["render"] = True
         return ops
 
     def resume_mine(self):

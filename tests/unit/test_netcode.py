@@ -8,6 +8,7 @@ import random
 import pytest
 
 from pages.netcode import InputConflict, RollbackSession
+from tests.unit.test_policies import COUNTER_ENV
 from worker.env_host import EnvHost
 
 DUO_ENV = '''
@@ -242,6 +243,24 @@ def test_a_reloaded_page_rebuilds_from_the_record_then_fills_its_own_missing_fra
     assert [op["frame"] for op in steps] == [0, 1, 2, 3, 4] and steps[-1].get("render")
     assert steps[4]["actions"] == {"p0": "left", "p1": "c"}
     assert s.catch_up(chunk=100) == [] and s.frame == 5
+    assert not [op for op in ops if op["op"] == "hash"]  # no checkpoint (every 30) passed
     # p0's record ends at frame 4: frames 5 and 6 (the present plus the delay) get its latest
     assert s.resume_mine() == {"p0": [(5, "left"), (6, "left")]}
     assert s.local_input("down") == [(7, "down")]
+
+
+def test_a_long_catch_up_hashes_each_checkpoint_right_after_its_snapshot():
+    """The worker keeps a few snapshots only: a checkpoint hashed at the end of a 300-frame
+    BATCH would be gone (found by the reload benchmark). Replayed in a real EnvHost."""
+    s = RollbackSession(["p0", "p1"], "p0", input_delay=2, max_prediction=8, hash_every=30)
+    s.load_recorded("p0", [(f, "left") for f in range(2, 120)])
+    for f in range(2, 120):
+        s.remote_input("p1", f, "right")
+    host = EnvHost(ring_size=16)
+    host.set_globals({"players": ["p0", "p1"]})
+    host.load(COUNTER_ENV)
+    host.reset(seed=0, render=False)
+    host.snapshot()
+    ops = s.catch_up(chunk=300)
+    hashes = [r["frame"] for op, r in zip(ops, host.run_batch(ops), strict=True) if op["op"] == "hash"]
+    assert hashes == [30, 60, 90, 120] and s.frame == 120
