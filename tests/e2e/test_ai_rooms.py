@@ -10,7 +10,7 @@ import json
 import shutil
 
 from tests.e2e.browser import body, wait_stage, wait_until
-from tests.e2e.test_multiplayer import KEYS, finish, kitchen, mash_keys, open_pages
+from tests.e2e.test_multiplayer import KEYS, finish, kitchen, mash_keys, open_pair
 from tests.policy_models import mlp_model
 from tests.servers import ROOT
 
@@ -91,9 +91,7 @@ def completed_actions(server, frames):
 def test_two_people_and_an_onnx_partner_hosted_by_one_of_them_end_with_the_replayed_state(
         tmp_path, servers, new_page):
     server = servers(experiments_dir=ai_room(tmp_path))
-    pages = open_pages(server, new_page, 2, experiment="airoom")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, experiment="airoom")
     mash_keys(pages)
     info, rooms = finish(pages, server)
     a, b = info
@@ -117,9 +115,7 @@ def test_two_people_and_an_onnx_partner_hosted_by_one_of_them_end_with_the_repla
 def test_when_the_ai_s_host_leaves_for_good_the_other_browser_takes_the_seat_over(
         tmp_path, servers, new_page):
     server = servers(experiments_dir=ai_room(tmp_path, reconnect_timeout=2, dropout="stand_in"))
-    pages = open_pages(server, new_page, 2, experiment="airoom")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, experiment="airoom")
     mash_keys(pages, rounds=6)
     host = next(p for p in pages if body(p[0], "player") == "p0")
     stayer, watch = next(p for p in pages if p is not host)
@@ -146,9 +142,7 @@ def test_a_person_who_drops_out_is_replaced_by_the_stand_in_policy_and_the_room_
                    policies={"cook": {"python": "cook.py"}})
     shutil.copy(ROOT / "experiments" / "kitchen_ai" / "cook.py", exps / "kitchen" / "cook.py")
     server = servers(experiments_dir=exps)
-    pages = open_pages(server, new_page, 2)
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page)
     mash_keys(pages, rounds=4)
     leaver = next(p for p in pages if body(p[0], "player") == "p1")
     stayer, watch = next(p for p in pages if p is not leaver)

@@ -23,11 +23,11 @@ def kitchen(tmp_path, **fields):
     return exps
 
 
-def open_pages(server, new_page, count, query="", timeout=90, experiment="kitchen"):
+def open_pages(server, new_page, count, query="", timeout=90, experiment="kitchen", init_script=None):
     """Open `count` pages at once (each boots Pyodide concurrently), start them all."""
     pages = []
     for _ in range(count):
-        page, watch = new_page()
+        page, watch = new_page(init_script)
         page.goto(server.url + "/x/" + experiment + query, wait_until="commit")
         pages.append((page, watch))
     for page, watch in pages:
@@ -37,8 +37,8 @@ def open_pages(server, new_page, count, query="", timeout=90, experiment="kitche
     return pages
 
 
-def open_pair(server, new_page, query="", timeout=90, experiment="kitchen"):
-    pages = open_pages(server, new_page, 2, query, timeout, experiment)
+def open_pair(server, new_page, query="", timeout=90, experiment="kitchen", init_script=None):
+    pages = open_pages(server, new_page, 2, query, timeout, experiment, init_script)
     for page, watch in pages:
         assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
     return pages

@@ -6,24 +6,14 @@ prediction window), and the room still ends checked against the server's replay.
 from __future__ import annotations
 
 from tests.e2e.browser import STAGE_RECORDER, body, wait_stage, wait_until
-from tests.e2e.test_multiplayer import KEYS, finish, kitchen, mash_keys
+from tests.e2e.test_multiplayer import KEYS, finish, kitchen, mash_keys, open_pair
 from tests.servers import write_experiment
 
 
 def test_a_page_reloaded_mid_game_takes_its_seat_back_and_the_room_completes(tmp_path, servers, new_page):
     mp = {"network_from_url": True, "hash_every": 30, "reconnect_timeout": 30}
     server = servers(experiments_dir=kitchen(tmp_path, max_steps=300, multiplayer=mp))
-    pages = []
-    for _ in range(2):
-        page, watch = new_page(STAGE_RECORDER)
-        page.goto(server.url + "/x/kitchen", wait_until="commit")
-        pages.append((page, watch))
-    for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
-    for page, _ in pages:
-        page.keyboard.press("Enter")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, init_script=STAGE_RECORDER)
     mash_keys(pages, rounds=10)
     (reloader, rwatch), (partner, pwatch) = pages
     before = {k: body(reloader, k) for k in ("player", "room")}
