@@ -447,6 +447,9 @@ async def rejoin(socket, session, events, ui):
         return
     for player in ack["inputs"]:
         events.on_input({"player": player, "frame": None, "inputs": ack["inputs"][player]})
+    for seat in session.hosted:  # the AI seats' inputs made while cut off (resends are harmless)
+        known = session.confirmed[seat]
+        send_ai_inputs(socket, session, seat, [(f, known[f]) for f in sorted(known)][-128:], {})
     events.seated = True
     events.rejoins += 1
     ui.attr("seat", "back")

@@ -156,3 +156,34 @@ def test_a_person_who_drops_out_is_replaced_by_the_stand_in_policy_and_the_room_
     taken = json.loads(payload)["from_frame"]
     moves = [a["p1"] for a in completed_actions(server, 300)]
     assert len(moves) == 300 and len(set(moves[taken + 10:])) > 2  # the cook walked and worked
+
+
+def test_the_ai_s_host_cut_off_for_two_seconds_hands_its_ai_inputs_over_and_the_room_agrees(
+        tmp_path, servers, new_page):
+    from tests.e2e.test_reconnect import Cable
+
+    server = servers(experiments_dir=ai_room(tmp_path, reconnect_timeout=20))
+    cables = [Cable(), Cable()]
+    pages = []
+    for cable in cables:
+        page, watch = new_page()
+        page.route_web_socket("**/socket.io/**", cable.route)
+        page.goto(server.url + "/x/airoom", wait_until="commit")
+        pages.append((page, watch))
+    for page, watch in pages:
+        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
+    for page, _ in pages:
+        page.keyboard.press("Enter")
+    for page, watch in pages:
+        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    mash_keys(pages, rounds=4)
+    host = next(i for i, (page, _) in enumerate(pages) if body(page, "player") == "p0")
+    cables[host].unplug()  # the AI's host loses its network; its AI keeps deciding meanwhile
+    pages[host][0].wait_for_timeout(2000)
+    cables[host].plug()
+    pages[host][0].wait_for_selector("body[data-seat=back]", state="attached", timeout=15000)
+    mash_keys(pages, rounds=4)
+    info, rooms = finish(pages, server)
+    a, b = info
+    assert a["state-hash"] == b["state-hash"] == a["replay-hash"], info
+    assert a["room-status"] == b["room-status"] == "completed" and rooms[0][0] == "completed"
