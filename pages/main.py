@@ -226,6 +226,14 @@ def show_game_result(result):
             text += " Your completion code: " + left["completion_code"]
             ui.attr("completion-code", left["completion_code"])
         ui.message(text)
+    elif outcome == "screened_out":
+        if result.get("redirect"):
+            window.location.href = result["redirect"]
+        text = result["message"]
+        if result.get("completion_code"):
+            text += " Your completion code: " + result["completion_code"]
+            ui.attr("completion-code", result["completion_code"])
+        ui.message(text)
     elif outcome == "focus_lost":
         ui.message("The game ended because this tab was in the background for too long.")
     elif outcome == "declined":
@@ -324,6 +332,14 @@ async def main():
         from pages.games import GamePreparer
 
         hello = await hello_box.get()
+        if cfg.get("screening") and (hello["scene_index"] == 0 or hello["outcome"] == "screened_out"):
+            from pages.screening import screen
+
+            excluded = await screen(cfg["screening"], socket, ui)
+            if excluded is not None:
+                excluded["outcome"] = "screened_out"
+                show_game_result(excluded)
+                return
         ui.attr("condition", hello["condition"] or "")
         # the participant's condition may play its games with other settings
         preparer = GamePreparer(booting, hello.get("games") or cfg["games"], cfg["experiment"], ui)

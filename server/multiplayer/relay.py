@@ -273,6 +273,8 @@ class Relay:
         return {"ok": True, "inputs": others_inputs(room, player, since)}
 
     async def rtt(self, sid: str, session: dict, p: Rtt) -> dict:
+        if p.shape_ms and self.experiments[session["experiment"]].multiplayer.network_from_url:
+            await asyncio.sleep(p.shape_ms / 1000)
         return {"ok": True, "t": p.t}
 
     async def state_hash(self, sid: str, session: dict, p: StateHash) -> dict:

@@ -15,6 +15,7 @@ from server.policies.check import check_partners_run
 from server.policies.config import parse_policy
 from server.study.games import EnvFile, GameSpec, GameSpecError, check_players, experiment_files, resolve_game
 from server.study.scenes import Game, Scene, finish_scenes, personal_order
+from server.study.screening import Screening
 
 SLUG = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 
@@ -114,6 +115,8 @@ class Experiment(BaseModel):
     # a page reloaded mid-episode: "resume" the single-player episode at the frame it reached
     # (a multiplayer seat is always taken back within reconnect_timeout), or "restart" it
     on_reload: Literal["resume", "restart"] = "resume"
+    # entry screening before the first scene (server/study/screening.py); None: everyone in
+    screening: Screening | None = None
     # the participant's path; without it the study is just the game
     scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 

@@ -13,6 +13,7 @@ from server.study.experiment import Experiment
 from server.study.games import games_config
 from server.study.packages import PackageSource
 from server.study.scenes import Survey
+from server.study.screening import Facts, verdict
 from server.transport.events import Hello, SceneDone
 from server.transport.sockets import Rejected, SocketHandlers
 
@@ -49,6 +50,7 @@ class Flow:
         self.assigning = asyncio.Lock()  # count-then-assign must not interleave
         sockets.register("hello", Hello, self.hello)
         sockets.register("scene_done", SceneDone, self.scene_done)
+        sockets.register("screen", Facts, self.screen)
 
     async def hello(self, sid: str, session: dict, p: Hello) -> dict:
         """Where the participant is, and the condition (and env config) they play under."""
@@ -66,6 +68,27 @@ class Flow:
         if condition is not None:  # the page holds the games of the experiment's own path
             reply["games"] = games_config(exp, condition, self.packages.for_experiment(exp))
         return reply
+
+    async def screen(self, sid: str, session: dict, p: Facts) -> dict:
+        """Entry screening: admitted, or screened out with the experiment's message (stored
+        with the reason; the participant's progress ends there, so a reload sees it again)."""
+        exp = self.experiments[session["experiment"]]
+        rules = exp.screening
+        if rules is None:
+            return {"ok": True, "admitted": True}
+        pid = session["participant_id"]
+        out = {"ok": True, "admitted": False, "message": rules.message,
+               "completion_code": rules.completion_code, "redirect": rules.redirect}
+        _, outcome = await self.store.get_progress(pid, exp.name)
+        if outcome == "screened_out":
+            return out
+        reason = verdict(rules, p)
+        if reason is None:
+            return {"ok": True, "admitted": True}
+        scenes = exp.scenes_for(await self.store.get_condition(pid, exp.name), pid)
+        await self.store.add_event(pid, None, "screened_out", {"reason": reason, **p.model_dump(mode="json")})
+        await self.store.set_progress(pid, exp.name, len(scenes), "screened_out")
+        return {**out, "reason": reason}
 
     async def scene_done(self, sid: str, session: dict, p: SceneDone) -> dict:
         exp = self.experiments[session["experiment"]]

@@ -149,6 +149,9 @@ class MpLeave(Strict):
 
 class Rtt(Strict):
     t: float
+    # the page's own network shaping (?delay=, when the experiment allows it): the ack is held
+    # this long, so a screening ping sees the shaped round trip
+    shape_ms: float = Field(0.0, ge=0, le=10_000)
 
 
 class Hello(Strict):

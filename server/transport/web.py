@@ -13,6 +13,7 @@ from server.settings import ROOT
 from server.study.experiment import Experiment
 from server.study.games import games_config
 from server.study.packages import PKG_ROUTE, PackageConfigError, PackageSource, ResolvedPackages
+from server.study.screening import page_rules
 
 for _ext, _type in {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm",
                     ".toml": "application/toml", ".whl": "application/zip", ".py": "text/x-python",
@@ -79,6 +80,7 @@ def client_config(exp: Experiment, packages: ResolvedPackages, worker: bool, ven
                           for g in multiplayer], default=9),
         "onnx_wasm": f"{vendor_prefix}{ORT_DIR}" if exp.uses_onnx else None,
         "on_reload": exp.on_reload,
+        "screening": page_rules(exp.screening),
     }
 
 
