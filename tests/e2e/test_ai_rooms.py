@@ -164,18 +164,7 @@ def test_the_ai_s_host_cut_off_for_two_seconds_hands_its_ai_inputs_over_and_the_
 
     server = servers(experiments_dir=ai_room(tmp_path, reconnect_timeout=20))
     cables = [Cable(), Cable()]
-    pages = []
-    for cable in cables:
-        page, watch = new_page()
-        page.route_web_socket("**/socket.io/**", cable.route)
-        page.goto(server.url + "/x/airoom", wait_until="commit")
-        pages.append((page, watch))
-    for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
-    for page, _ in pages:
-        page.keyboard.press("Enter")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, experiment="airoom", sockets=[c.route for c in cables])
     mash_keys(pages, rounds=4)
     host = next(i for i, (page, _) in enumerate(pages) if body(page, "player") == "p0")
     cables[host].unplug()  # the AI's host loses its network; its AI keeps deciding meanwhile

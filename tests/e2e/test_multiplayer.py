@@ -23,11 +23,15 @@ def kitchen(tmp_path, **fields):
     return exps
 
 
-def open_pages(server, new_page, count, query="", timeout=90, experiment="kitchen", init_script=None):
-    """Open `count` pages at once (each boots Pyodide concurrently), start them all."""
+def open_pages(server, new_page, count, query="", timeout=90, experiment="kitchen", init_script=None,
+               sockets=()):
+    """Open `count` pages at once (each boots Pyodide concurrently), start them all.
+    ``sockets``: per page, a Playwright WebSocket route handler (or None), e.g. a Cable."""
     pages = []
-    for _ in range(count):
+    for i in range(count):
         page, watch = new_page(init_script)
+        if i < len(sockets) and sockets[i] is not None:
+            page.route_web_socket("**/socket.io/**", sockets[i])
         page.goto(server.url + "/x/" + experiment + query, wait_until="commit")
         pages.append((page, watch))
     for page, watch in pages:
@@ -37,8 +41,8 @@ def open_pages(server, new_page, count, query="", timeout=90, experiment="kitche
     return pages
 
 
-def open_pair(server, new_page, query="", timeout=90, experiment="kitchen", init_script=None):
-    pages = open_pages(server, new_page, 2, query, timeout, experiment, init_script)
+def open_pair(server, new_page, query="", timeout=90, experiment="kitchen", init_script=None, sockets=()):
+    pages = open_pages(server, new_page, 2, query, timeout, experiment, init_script, sockets)
     for page, watch in pages:
         assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
     return pages

@@ -36,19 +36,7 @@ class Cable:
 def test_a_dropped_browser_reconnects_and_the_room_ends_in_sync(tmp_path, servers, new_page):
     server = servers(experiments_dir=kitchen(tmp_path, max_steps=300))
     cable = Cable()
-    pages = []
-    for i in range(2):
-        page, watch = new_page()
-        if i == 0:
-            page.route_web_socket("**/socket.io/**", cable.route)
-        page.goto(server.url + "/x/kitchen", wait_until="commit")
-        pages.append((page, watch))
-    for page, watch in pages:
-        assert wait_stage(page, "ready", "error", timeout=90) == "ready", watch.dump()
-    for page, _ in pages:
-        page.keyboard.press("Enter")
-    for page, watch in pages:
-        assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
+    pages = open_pair(server, new_page, sockets=[cable.route])
     (dropped, _), (partner, _) = pages
     mash_keys(pages, rounds=8)
     dropped.wait_for_function("Number(document.body.dataset.frame) > 60")
