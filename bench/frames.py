@@ -27,13 +27,19 @@ def write_experiments(exps: Path) -> None:
                          canvas=(600, 400), fps=30, max_steps=100000)
 
 
-def one_page(browser, url: str) -> dict:
+def one_page(browser, url: str, init_script: str | None = None, read=None) -> dict:
+    """Play one bench page to its end; its data-bench figures, plus what ``read(page, data)``
+    takes from the page before it closes."""
     ctx = browser.new_context()
     page = ctx.new_page()
+    if init_script:
+        page.add_init_script(init_script)
     page.goto(url)
     if wait_stage(page, "done", "error", timeout=240) != "done":
         raise RuntimeError(f"{url}: {page.inner_text('#error')}")
     data = json.loads(page.get_attribute("body", "data-bench"))
+    if read is not None:
+        read(page, data)
     ctx.close()
     return data
 

@@ -8,14 +8,14 @@ loads. The page side is pages/bench_frames.py."""
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from bench import frames
 from bench.common import summary
-from tests.e2e.browser import STALL_PROBE, launch, longest_stall, wait_stage
+from tests.e2e.browser import STALL_PROBE, launch, longest_stall
 from tests.policy_models import gru_model, mlp_model
 from tests.servers import start_server
 
@@ -41,22 +41,18 @@ def write_experiments(exps: Path) -> None:
         (folder / "experiment.py").write_text(f"EXPERIMENT = {definition!r}\n")
 
 
-def one_page(browser, url: str) -> dict:
-    ctx = browser.new_context()
-    page = ctx.new_page()
-    page.add_init_script(STALL_PROBE)
-    page.goto(url)
-    if wait_stage(page, "done", "error", timeout=240) != "done":
-        raise RuntimeError(f"{url}: {page.inner_text('#error')}")
-    data = json.loads(page.get_attribute("body", "data-bench"))
+def read_page(page, data: dict) -> None:
+    """The main thread's longest stall during play, and the AI seats' set-up figures."""
     origin = page.evaluate("performance.timeOrigin")
     data["stall_ms"] = longest_stall(page, data["t_start"] - origin, data["t_end"] - origin)
     setup = page.get_attribute("body", "data-partners-ms-game-0")
     data["setup_ms"] = float(setup) if setup is not None else None
     run = page.get_attribute("body", "data-model-run-ms-game-0")
     data["model_run_ms"] = float(run) if run is not None else None
-    ctx.close()
-    return data
+
+
+def one_page(browser, url: str) -> dict:
+    return frames.one_page(browser, url, STALL_PROBE, read_page)
 
 
 def run(runs: int = 2) -> dict:
