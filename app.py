@@ -22,6 +22,7 @@ from quart import Quart
 
 from server.admin.routes import register_admin
 from server.data.storage import Store
+from server.monitor.presence import Presence
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.relay import Relay
 from server.multiplayer.replay_pool import Replays
@@ -85,10 +86,11 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     cluster = Cluster(settings.redis_url) if settings.redis_url else None
     replays = Replays(settings.replay_workers, packages, settings.wheel_cache())
     replays.warn_unusable(experiments)  # browser-only wheels, named before anyone plays
-    relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip, replays)
+    presence = Presence()  # who is where right now: the live monitor's view
+    relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip, replays, presence)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
-    Flow(handlers, store, experiments, packages)
+    Flow(handlers, store, experiments, packages, presence)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
     register_admin(quart, experiments, settings.database, settings.admin_token,
@@ -108,7 +110,8 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
         await store.close()
 
     quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers, "relay": relay,
-                                  "replays": replays, "experiments": experiments, "lifecycle": lifecycle}
+                                  "replays": replays, "experiments": experiments, "lifecycle": lifecycle,
+                                  "presence": presence}
     return socketio.ASGIApp(sio, other_asgi_app=quart)
 
 

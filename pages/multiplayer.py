@@ -155,15 +155,29 @@ class RoomEvents:
 
 
 class RttMeter:
-    def __init__(self, socket):
+    """Pings the server every RTT_EVERY_MS; each ping carries the page's vitals (its last
+    RTT, frame, rollbacks, tab hidden) for the live monitor."""
+
+    def __init__(self, socket, scene=None, session=None):
         self.socket = socket
         self.rtt_ms = 0.0
         self.running = True
+        self.scene = scene
+        self.session = session
+
+    def vitals(self):
+        out = {"rtt_ms": round(self.rtt_ms, 2), "hidden": bool(js.document.hidden)}
+        if self.scene:
+            out["scene"] = self.scene
+        if self.session is not None:
+            out.update(frame=self.session.frame, rollbacks=self.session.stats["rollbacks"],
+                       stalls=self.session.stats["stalls"])
+        return out
 
     async def run(self):
         while self.running:
             sent = now_ms()
-            ack = await self.socket.call("rtt", {"t": sent}, timeout_ms=5000)
+            ack = await self.socket.call("rtt", {"t": sent, "vitals": self.vitals()}, timeout_ms=5000)
             if ack.get("ok"):
                 self.rtt_ms = now_ms() - sent
             await sleep_ms(RTT_EVERY_MS)
@@ -233,7 +247,7 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui, resumed=None):
     uploader = Uploader(outbox, episode_id, cfg["upload_every"])
     if resumed is not None:
         await catch_up(resumed, session, channel, renderer, socket, events, uploader, ui)
-    meter = RttMeter(socket)
+    meter = RttMeter(socket, episode_info["scene_id"], session)
     rtt_task = asyncio.create_task(meter.run())
     clock = WorkerClock(1000 / game["fps"])
     ui.attr("clock", await clock.start())

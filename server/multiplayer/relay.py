@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from server.data.storage import Store
+from server.monitor.presence import Presence
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.replay import ReplayFailed
 from server.multiplayer.replay_pool import Replays
@@ -55,8 +56,10 @@ def room_record(room: Room, **extra: Any) -> dict:
 class Relay:
     def __init__(self, sio: SocketServer, sockets: SocketHandlers, store: Store,
                  experiments: dict[str, Experiment], cluster: Cluster | None = None,
-                 max_rooms_per_ip: int = 100, replays: Replays | None = None):
+                 max_rooms_per_ip: int = 100, replays: Replays | None = None,
+                 presence: Presence | None = None):
         self.sio = sio
+        self.presence = presence or Presence()
         self.replays = replays or Replays(workers=0)
         self.store = store
         self.experiments = experiments
@@ -273,6 +276,8 @@ class Relay:
         return {"ok": True, "inputs": others_inputs(room, player, since)}
 
     async def rtt(self, sid: str, session: dict, p: Rtt) -> dict:
+        if p.vitals is not None:
+            self.presence.report(sid, p.vitals.model_dump(exclude_none=True))
         if p.shape_ms and self.experiments[session["experiment"]].multiplayer.network_from_url:
             await asyncio.sleep(p.shape_ms / 1000)
         return {"ok": True, "t": p.t}

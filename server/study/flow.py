@@ -9,6 +9,7 @@ from typing import Any
 
 from protocol.scenes import next_scene
 from server.data.storage import Store
+from server.monitor.presence import Presence
 from server.study.experiment import Experiment
 from server.study.games import games_config
 from server.study.packages import PackageSource
@@ -43,8 +44,10 @@ def check_answers(survey: Survey, answers: dict[str, Any] | None) -> dict[str, A
 
 class Flow:
     def __init__(self, sockets: SocketHandlers, store: Store, experiments: dict[str, Experiment],
-                 packages: PackageSource):
+                 packages: PackageSource, presence: Presence | None = None):
         self.store = store
+        self.presence = presence or Presence()
+        sockets.disconnect_hooks.append(self._gone)
         self.packages = packages
         self.experiments = experiments
         self.assigning = asyncio.Lock()  # count-then-assign must not interleave
@@ -63,11 +66,16 @@ class Flow:
         if p.stream is not None:
             await self.store.add_session(pid, exp.name, p.stream, p.client)
         index, outcome = await self.store.get_progress(pid, exp.name)
+        scenes = exp.scenes_for(condition, pid)
+        self.presence.arrive(sid, pid, exp.name, index, scenes[index].id if index < len(scenes) else None)
         reply = {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,
-                 "scenes": [s.model_dump(mode="json") for s in exp.scenes_for(condition, pid)]}
+                 "scenes": [s.model_dump(mode="json") for s in scenes]}
         if condition is not None:  # the page holds the games of the experiment's own path
             reply["games"] = games_config(exp, condition, self.packages.for_experiment(exp))
         return reply
+
+    async def _gone(self, sid: str) -> None:
+        self.presence.gone(sid)
 
     async def screen(self, sid: str, session: dict, p: Facts) -> dict:
         """Entry screening: admitted, or screened out with the experiment's message (stored
@@ -105,5 +113,6 @@ class Flow:
         answers = check_answers(scene, p.answers) if isinstance(scene, Survey) else None
         following = next_scene([s.type for s in scenes], index, p.outcome)
         await self.store.set_progress(pid, exp.name, following, p.outcome, answers, scene.id)
+        self.presence.moved(sid, following, scenes[following].id if following < len(scenes) else None)
         await self.store.add_event(pid, None, "scene", {"index": index, "id": scene.id, "outcome": p.outcome})
         return {"ok": True, "scene_index": following}

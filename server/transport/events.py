@@ -147,8 +147,20 @@ class MpLeave(Strict):
     reason: Literal["focus_lost", "left"]
 
 
+class Vitals(Strict):
+    """What a playing page last saw of itself, sent with its RTT pings: the live monitor's
+    per-seat figures and the in-play checks read it (server/monitor/presence.py)."""
+    rtt_ms: float | None = Field(None, ge=0, le=600_000)
+    frame: int | None = Field(None, ge=0, le=10_000_000)
+    rollbacks: int | None = Field(None, ge=0, le=100_000_000)
+    stalls: int | None = Field(None, ge=0, le=100_000_000)
+    hidden: bool | None = None
+    scene: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,40}$")
+
+
 class Rtt(Strict):
     t: float
+    vitals: Vitals | None = None
     # the page's own network shaping (?delay=, when the experiment allows it): the ack is held
     # this long, so a screening ping sees the shaped round trip
     shape_ms: float = Field(0.0, ge=0, le=10_000)
