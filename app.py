@@ -22,6 +22,8 @@ from quart import Quart
 
 from server.admin.routes import register_admin
 from server.data.storage import Store
+from server.monitor.doors import StudyDoors
+from server.monitor.live import Monitor, register_monitor
 from server.monitor.presence import Presence
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.relay import Relay
@@ -90,15 +92,19 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     relay = Relay(sio, handlers, store, experiments, cluster, settings.max_rooms_per_ip, replays, presence)
     lifecycle = handlers.lifecycle
     lifecycle.flush_hooks.append(relay.shutdown)  # on SIGTERM: open rooms saved as interrupted
-    Flow(handlers, store, experiments, packages, presence)
+    doors = StudyDoors()  # studies the researcher closed to new arrivals
+    Flow(handlers, store, experiments, packages, presence, doors)
     register_routes(quart, experiments, default, packages, settings.vendor_dir,
                     _vendor_version(settings.vendor_dir))
-    register_admin(quart, experiments, settings.database, settings.admin_token,
-                   password_hash=settings.admin_password_hash, secret_key=settings.secret_key)
+    access = register_admin(quart, experiments, settings.database, settings.admin_token,
+                            password_hash=settings.admin_password_hash, secret_key=settings.secret_key)
+    monitor = Monitor(sio, access, relay, presence, doors, store, experiments, settings.monitor_rtt_ms)
+    register_monitor(quart, monitor, access)
 
     @quart.before_serving
     async def open_store() -> None:
         await store.open()
+        await monitor.start()
         if cluster is not None:
             await cluster.start()
 
@@ -106,12 +112,13 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
     async def close_store() -> None:
         if cluster is not None:
             await cluster.stop()
+        await monitor.stop()
         await replays.close()  # after the drain: its rooms' replays had their chance
         await store.close()
 
     quart.extensions["coplay"] = {"settings": settings, "store": store, "sockets": handlers, "relay": relay,
                                   "replays": replays, "experiments": experiments, "lifecycle": lifecycle,
-                                  "presence": presence}
+                                  "presence": presence, "monitor": monitor}
     return socketio.ASGIApp(sio, other_asgi_app=quart)
 
 

@@ -236,7 +236,7 @@ def show_game_result(result):
         ui.message(text)
     elif outcome == "focus_lost":
         ui.message("The game ended because this tab was in the background for too long.")
-    elif outcome == "declined":
+    elif outcome in ("declined", "closed"):
         ui.message(result["message"])
     elif outcome == "already_completed":
         ui.message("You have already completed this study. Thank you!")
@@ -332,6 +332,9 @@ async def main():
         from pages.games import GamePreparer
 
         hello = await hello_box.get()
+        if hello.get("closed"):  # the researcher closed the study to new arrivals
+            show_game_result({"outcome": "closed", "message": hello["message"]})
+            return
         if cfg.get("screening") and (hello["scene_index"] == 0 or hello["outcome"] == "screened_out"):
             from pages.screening import screen
 

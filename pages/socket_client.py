@@ -7,15 +7,17 @@ from pages.jsbridge import log, to_js, to_py
 
 
 class GameSocket:
-    def __init__(self, auth, ui):
+    def __init__(self, auth, ui, namespace=None):
         self.ui = ui
         self.connected = False
         self.disconnects = 0
         self.watchers = []  # (on_down, on_up) pairs: told when the connection drops / returns
         # a connection attempt that hangs is given up after 4 s (socket.io's default is 20 s),
         # so a page that lost its connection is back well inside the room's reconnect window
-        self.sock = window.io(to_js({"transports": ["websocket"], "auth": auth, "timeout": 4000,
-                                     "reconnectionDelayMax": 2000}))
+        options = to_js({"transports": ["websocket"], "auth": auth, "timeout": 4000,
+                         "reconnectionDelayMax": 2000})
+        # a namespace other than the default one (the admin monitor's /admin)
+        self.sock = window.io(namespace, options) if namespace else window.io(options)
         self.sock.on("connect", self._on_connect)
         self.sock.on("disconnect", self._on_disconnect)
         self.sock.on("connect_error", self._on_connect_error)

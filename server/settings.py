@@ -71,6 +71,8 @@ class ServerSettings(BaseSettings):
     # Signs the admin session cookie (COPLAY_SECRET_KEY). Unset: a random key per process,
     # so admin logins do not survive a restart.
     secret_key: str | None = Field(None, min_length=32)
+    # the live monitor (/admin/monitor) lists a participant whose RTT is above this as a problem
+    monitor_rtt_ms: float = Field(200.0, gt=0)
 
     def wheel_cache(self) -> Path | None:
         """The wheel cache folder (None: a temporary one, made by the replay pool)."""

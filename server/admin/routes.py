@@ -17,9 +17,12 @@ import hmac
 import io
 import logging
 import secrets
+import statistics
 import tempfile
 import time
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,13 @@ log = logging.getLogger("coplay.admin")
 
 SESSION_LIFETIME = timedelta(hours=8)
 COOKIE_NAME = "coplay_admin"
+STRICT_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+# admin pages that run Python in the browser (PyScript: MicroPython's WebAssembly, the vendored
+# runtime and Socket.IO, all from this origin)
+APP_CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval';"
+           " style-src 'self' 'unsafe-inline'; connect-src 'self'; worker-src 'self' blob:;"
+           " img-src 'self' data: blob:; form-action 'self'; frame-ancestors 'none'")
+PAGE_CSP = {"/admin/monitor": APP_CSP}
 CSRF_FIELD = "csrf_token"
 
 
@@ -103,22 +113,29 @@ COUNT_QUERIES = {
                 " FROM episodes GROUP BY experiment",
     "rooms": "SELECT experiment, COUNT(*), SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END),"
              " SUM(CASE WHEN status = 'replay_error' THEN 1 ELSE 0 END),"
-             " SUM(CASE WHEN status = 'desync' THEN 1 ELSE 0 END) FROM rooms GROUP BY experiment",
+             " SUM(CASE WHEN status = 'desync' THEN 1 ELSE 0 END),"
+             " SUM(CASE WHEN status = 'abandoned' THEN 1 ELSE 0 END) FROM rooms GROUP BY experiment",
     "participants": "SELECT experiment, COUNT(*) FROM participants GROUP BY experiment",
-    "progress": "SELECT g.experiment, p.condition, g.scene_index, g.outcome FROM progress g"
-                " LEFT JOIN participants p ON p.id = g.participant_id",
+    "progress": "SELECT g.experiment, p.condition, g.scene_index, g.outcome, g.updated - p.created"
+                " FROM progress g LEFT JOIN participants p ON p.id = g.participant_id",
+    "wait_timeouts": "SELECT p.experiment, COUNT(DISTINCT e.participant_id) FROM events e"
+                     " JOIN participants p ON p.id = e.participant_id WHERE e.kind = 'wait_timeout'"
+                     " GROUP BY p.experiment",
 }
 
 
 async def study_counts(database: Any, experiments: dict[str, Experiment]) -> dict[str, dict[str, int]] | None:
     """Per experiment: participants, finished (reached the end of their scene list), declined,
-    episodes (completed / all), rooms (completed / all, and how many ended desync or
-    replay_error: unverified because the server's replay could not run). Read-only, through the same engine
-    as the store (SQLite or Postgres); None if unreadable."""
-    counts = {name: dict.fromkeys(("participants", "finished", "declined", "episodes",
-                                   "episodes_completed", "rooms", "rooms_completed", "rooms_desync",
-                                   "rooms_replay_error"), 0)
-              for name in experiments}
+    screened out, sent away by the wait timeout, episodes (completed / all), rooms (completed /
+    all, how many ended desync or replay_error — unverified because the server's replay could
+    not run — and abandoned: a partner dropped out), and the median time from arrival to the
+    end for those who finished. Read-only, through the same engine as the store (SQLite or
+    Postgres); None if unreadable."""
+    counts: dict[str, dict[str, Any]] = {
+        name: dict.fromkeys(("participants", "finished", "declined", "screened_out", "wait_timeout",
+                             "episodes", "episodes_completed", "rooms", "rooms_completed", "rooms_desync",
+                             "rooms_replay_error", "rooms_abandoned"), 0)
+        for name in experiments}
     if not is_url(database) and not Path(database).exists():
         return counts
     engine = create_engine(database, readonly=True)
@@ -133,28 +150,54 @@ async def study_counts(database: Any, experiments: dict[str, Experiment]) -> dic
     for name, n, done in rows["episodes"]:
         if name in counts:
             counts[name]["episodes"], counts[name]["episodes_completed"] = n, done or 0
-    for name, n, done, replay_errors, desyncs in rows["rooms"]:
+    for name, n, done, replay_errors, desyncs, abandoned in rows["rooms"]:
         if name in counts:
             counts[name].update(rooms=n, rooms_completed=done or 0, rooms_replay_error=replay_errors or 0,
-                                rooms_desync=desyncs or 0)
+                                rooms_desync=desyncs or 0, rooms_abandoned=abandoned or 0)
+    for name, n in rows["wait_timeouts"]:
+        if name in counts:
+            counts[name]["wait_timeout"] = n
     for name, n in rows["participants"]:
         if name in counts:
             counts[name]["participants"] = n
-    for name, condition, index, outcome in rows["progress"]:
+    durations: dict[str, list[float]] = {name: [] for name in counts}
+    for name, condition, index, outcome, seconds in rows["progress"]:
         if name not in counts:
             continue
-        if outcome == "declined":
-            counts[name]["declined"] += 1
+        if outcome in ("declined", "screened_out"):
+            counts[name][outcome] += 1
             continue
         scenes = experiments[name].scenes_for(condition)
         end = len(scenes) - 1 if scenes[-1].type == "end" else len(scenes)
         if index >= end:
             counts[name]["finished"] += 1
+            if seconds is not None:
+                durations[name].append(float(seconds))
+    for name, values in durations.items():
+        counts[name]["median_finish_s"] = round(statistics.median(values), 1) if values else None
     return counts
 
 
+@dataclass
+class AdminAccess:
+    """What other admin features (the live monitor) need of the login: whether this request
+    is signed in, its session's id and CSRF token, and whether a session still holds (not
+    signed out, same password)."""
+
+    enabled: bool
+    logged_in: Callable[[], bool]
+    bearer_ok: Callable[[], bool]
+    csrf_token: Callable[[], str]
+    session_holds: Callable[[str, str], bool]  # (session id, password fingerprint)
+    fingerprint: str
+    secret: bytes  # signs tickets handed to admin pages
+
+    def session_id(self) -> str:
+        return session.get("sid") if self.logged_in() else "token"
+
+
 def register_admin(app: Quart, experiments: dict[str, Experiment], database: Path, token: str | None,
-                   *, password_hash: str | None = None, secret_key: str | None = None) -> None:
+                   *, password_hash: str | None = None, secret_key: str | None = None) -> AdminAccess:
     enabled = token is not None or password_hash is not None
     hashed = parse_hash(password_hash) if password_hash is not None else None
     # in the session, so a new password (with the same secret key) logs everyone out
@@ -208,8 +251,7 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
             response.headers["Cache-Control"] = "no-store"
             response.headers["Referrer-Policy"] = "no-referrer"
             response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Content-Security-Policy"] = (
-                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+            response.headers["Content-Security-Policy"] = PAGE_CSP.get(request.path, STRICT_CSP)
         return response
 
     @app.get("/admin/login")
@@ -277,6 +319,14 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
         return await render_template("admin/dashboard.html", rows=rows, counts_ok=counts is not None,
                                      csrf_field=CSRF_FIELD, csrf=csrf_token() if session_ok else None)
 
+    def session_holds(sid: str, pw: str) -> bool:
+        if sid == "token":
+            return token is not None
+        return hashed is not None and sid not in revoked and pw == fingerprint
+
+    # one key for every process when COPLAY_SECRET_KEY is set; else this process's own
+    secret = secret_key.encode() if secret_key else secrets.token_bytes(32)
+
     @app.get("/admin/export/<name>.zip")
     async def download_export(name: str):
         if not enabled:
@@ -288,3 +338,6 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
         data = await asyncio.to_thread(_zip_export, database, experiments[name])
         return Response(data, mimetype="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}-export.zip"'})
+
+    return AdminAccess(enabled, logged_in, lambda: _bearer_ok(token), csrf_token, session_holds, fingerprint,
+                       secret)

@@ -213,6 +213,7 @@ ROOM_COLUMNS = ("id", "experiment", "seed", "players", "created", "ended", "stat
 SAVE_ROOM = text(
     f"INSERT INTO rooms ({', '.join(ROOM_COLUMNS)}) VALUES ({', '.join(':' + c for c in ROOM_COLUMNS)})"
     f" ON CONFLICT (id) DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in ROOM_COLUMNS[1:])}")
+HAS_SESSION = text("SELECT 1 FROM sessions WHERE participant_id = :pid AND experiment = :e LIMIT 1")
 HAS_RECEIPT = text("SELECT 1 FROM receipts WHERE participant_id = :pid AND stream = :stream AND seq = :seq")
 ADD_RECEIPT = text("INSERT INTO receipts (participant_id, stream, seq, t_server)"
                    " VALUES (:pid, :stream, :seq, :now) ON CONFLICT DO NOTHING")
@@ -377,6 +378,10 @@ class Store:
     async def add_session(self, pid: str, experiment: str, stream: str, client: dict[str, Any]) -> None:
         await self._write(ADD_SESSION, {"pid": pid, "e": experiment, "stream": stream, "now": time.time(),
                                         "client": _json(client)})
+
+    async def has_session(self, pid: str, experiment: str) -> bool:
+        """Whether this participant has loaded a page of the study before (said hello)."""
+        return await self._first(HAS_SESSION, {"pid": pid, "e": experiment}) is not None
 
     async def has_receipt(self, pid: str, stream: str, seq: int) -> bool:
         return await self._first(HAS_RECEIPT, {"pid": pid, "stream": stream, "seq": seq}) is not None

@@ -24,6 +24,8 @@ from server.transport.sockets import Rejected, SocketHandlers
 
 log = logging.getLogger("coplay.relay")
 
+ENDED_BY_RESEARCHER = "The researcher ended this game. Your data has been saved — thank you!"
+
 
 def queue_key(experiment: str, condition: str | None, scene: str) -> str:
     """Participants are matched only with others of the same experiment, condition and
@@ -199,15 +201,61 @@ class Relay:
                                                 "reason": "did not come back"})
                     await self._tell_peers(room, player, "partner_replaced", {"player": player})
             return
-        if self.mm.leave_queue(sid):
-            if group:  # waiting for partners who did not come: the dropout policy's end
-                await self._emit("wait_timeout", {"message": mp.dropout_message, "redirect": None,
-                                                  "reason": "partner_left",
-                                                  "completion_code": mp.dropout_completion_code}, sid)
-            else:
-                await self._emit("wait_timeout", {"message": mp.wait_timeout_message,
-                                                  "redirect": mp.wait_timeout_redirect}, sid)
-            await self._announce_waiting(key)
+        await self._send_away(sid, key, group)
+
+    async def _send_away(self, sid: str, key: str, group: dict[str, str] | None = None,
+                         by: str = "timeout") -> bool:
+        """A waiting participant leaves the waiting room for the wait timeout's fallback
+        (its message or redirect). False when they were not waiting there."""
+        seat = next((s for s in self.mm.waiting(key) if s.sid == sid), None)
+        if seat is None or self.mm.leave_queue(sid) is None:
+            return False
+        mp = self._game(key).multiplayer
+        await self.store.add_event(seat.participant_id, seat.episode_id, "wait_timeout",
+                                   {"queue": key, "waited_s": round(time.monotonic() - seat.joined, 1),
+                                    "by": by})
+        if group:  # waiting for partners who did not come: the dropout policy's end
+            await self._emit("wait_timeout", {"message": mp.dropout_message, "redirect": None,
+                                              "reason": "partner_left",
+                                              "completion_code": mp.dropout_completion_code}, sid)
+        else:
+            await self._emit("wait_timeout", {"message": mp.wait_timeout_message,
+                                              "redirect": mp.wait_timeout_redirect}, sid)
+        await self._announce_waiting(key)
+        return True
+
+    # -- the researcher's actions (the live monitor, server/monitor/) ------------------------
+    async def send_to_fallback(self, sid: str) -> bool:
+        """Send a waiting participant to the wait timeout's fallback now."""
+        key = next((q for q, seats in self.mm.queues.items() if any(s.sid == sid for s in seats)), None)
+        if key is None:
+            return False
+        timer = self.wait_timers.pop(sid, None)
+        if timer is not None:
+            timer.cancel()
+        group = None
+        if "#" in key:  # a group's waiting room: its members' earlier seats
+            pid = next(s.participant_id for s in self.mm.queues[key] if s.sid == sid)
+            group = self.mm.partners.get(pid, (None, None))[1]
+        return await self._send_away(sid, key, group, by="researcher")
+
+    async def end_room_by_researcher(self, room_id: str, reason: str) -> bool:
+        """End a playing room for everyone now, inputs kept, with the researcher's reason."""
+        room = self.mm.rooms.get(room_id)
+        if room is None or room.status != "playing":
+            return False
+        for player in room.players:
+            timer = self.away_timers.pop((room.id, player), None)
+            if timer is not None:
+                timer.cancel()
+        room.status = "ended"
+        self.mm.close(room)
+        await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"researcher: {reason}"))
+        notice = {"player": None, "reason": "ended_by_researcher", "message": ENDED_BY_RESEARCHER}
+        for seat in room.seats.values():
+            if not (seat.away or seat.stand_in):
+                await self._emit("partner_left", notice, seat.sid)
+        return True
 
     # -- play -------------------------------------------------------------------------
     def _room_and_player(self, sid: str) -> tuple[Room, str]:

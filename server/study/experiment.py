@@ -117,6 +117,8 @@ class Experiment(BaseModel):
     on_reload: Literal["resume", "restart"] = "resume"
     # entry screening before the first scene (server/study/screening.py); None: everyone in
     screening: Screening | None = None
+    # shown to a new arrival while the researcher has closed the study (the live monitor)
+    closed_message: str = "This study is not taking new participants right now. Thank you for your interest."
     # the participant's path; without it the study is just the game
     scenes: list[Scene] = Field(default_factory=lambda: [Game(type="game")], min_length=1)
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from protocol.scenes import next_scene
 from server.data.storage import Store
+from server.monitor.doors import StudyDoors
 from server.monitor.presence import Presence
 from server.study.experiment import Experiment
 from server.study.games import games_config
@@ -44,9 +45,10 @@ def check_answers(survey: Survey, answers: dict[str, Any] | None) -> dict[str, A
 
 class Flow:
     def __init__(self, sockets: SocketHandlers, store: Store, experiments: dict[str, Experiment],
-                 packages: PackageSource, presence: Presence | None = None):
+                 packages: PackageSource, presence: Presence | None = None, doors: StudyDoors | None = None):
         self.store = store
         self.presence = presence or Presence()
+        self.doors = doors or StudyDoors()
         sockets.disconnect_hooks.append(self._gone)
         self.packages = packages
         self.experiments = experiments
@@ -59,13 +61,17 @@ class Flow:
         """Where the participant is, and the condition (and env config) they play under."""
         exp = self.experiments[session["experiment"]]
         pid = session["participant_id"]
+        if self.doors.is_closed(exp.name) and not await self.store.has_session(pid, exp.name):
+            # a new arrival while the researcher has closed the study (no condition drawn for
+            # them); whoever had already started goes on
+            return {"ok": True, "closed": True, "message": exp.closed_message}
+        index, outcome = await self.store.get_progress(pid, exp.name)
         condition = None
         if exp.conditions:
             async with self.assigning:
                 condition = await self.store.assign_condition(pid, exp.name, [c.name for c in exp.conditions])
         if p.stream is not None:
             await self.store.add_session(pid, exp.name, p.stream, p.client)
-        index, outcome = await self.store.get_progress(pid, exp.name)
         scenes = exp.scenes_for(condition, pid)
         self.presence.arrive(sid, pid, exp.name, index, scenes[index].id if index < len(scenes) else None)
         reply = {"ok": True, "scene_index": index, "outcome": outcome, "condition": condition,

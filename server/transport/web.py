@@ -88,6 +88,7 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
                     packages: PackageSource, vendor_dir: Path, vendor_version: str) -> None:
     vendor_prefix = f"{VENDOR_ROUTE}{vendor_version}/"
     configs = pyscript_configs(vendor_prefix)
+    app.config["COPLAY_VENDOR"] = vendor_prefix.rstrip("/")  # for pages served elsewhere (admin)
 
     @app.after_request
     async def isolation_headers(response: Response) -> Response:
