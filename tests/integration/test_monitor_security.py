@@ -121,3 +121,42 @@ async def test_participants_cannot_reach_the_monitors_events(admin):
         assert ack["ok"] is False
         errors = await p.wait_errors(1)
         assert errors and errors[0]["event"] == "act"
+
+
+@pytest.mark.asyncio
+async def test_a_waiting_participant_is_sent_to_the_fallback(admin):
+    browser = Browser(admin.url)
+    assert browser.login()[0] == 303
+    config = monitor_config(browser)
+    client, pictures = await connect(admin.url, {"ticket": config["ticket"]})
+    try:
+        async with participant(admin.url, "p-waiting", "kitchen") as p:
+            told: list = []
+            p.sio.on("wait_timeout", told.append)
+            ack = await p.call("mp_join", {"episode_id": "ep-waiting-1"})
+            assert ack["status"] == "waiting"
+            for _ in range(60):  # the next push lists them
+                queues = pictures[-1]["studies"]["kitchen"]["waiting"]
+                waiting = [person for queue in queues for person in queue["participants"]]
+                if waiting:
+                    break
+                await asyncio.sleep(0.1)
+            assert [w["participant"] for w in waiting] == ["p-waiting"]
+            ack = await client.call("act", {"action": "send_to_fallback", "sid": waiting[0]["sid"],
+                                            "csrf": config["csrf"]}, namespace="/admin", timeout=5)
+            assert ack == {"ok": True}
+            for _ in range(50):
+                if told:
+                    break
+                await asyncio.sleep(0.05)
+            assert told and "message" in told[0]
+            again = await client.call("act", {"action": "send_to_fallback", "sid": waiting[0]["sid"],
+                                              "csrf": config["csrf"]}, namespace="/admin", timeout=5)
+            assert again["ok"] is False and "not waiting" in again["error"]
+    finally:
+        await client.disconnect()
+    [(payload,)] = admin.query("SELECT payload FROM events WHERE kind = 'wait_timeout'")
+    assert json.loads(payload)["by"] == "researcher"
+    actions = [json.loads(p)["action"] for (p,) in admin.query(
+        "SELECT payload FROM events WHERE kind = 'admin_action'")]
+    assert actions.count("send_to_fallback") == 1
