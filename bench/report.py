@@ -83,6 +83,7 @@ def markdown(results: dict) -> str:
     lines += _replay_lines(results.get("replay_burst"))
     lines += _policies_lines(results.get("policies"))
     lines += _reload_lines(results.get("reload"))
+    lines += _monitor_lines(results.get("monitor"))
     return "\n".join(lines)
 
 
@@ -214,6 +215,24 @@ def _reload_lines(rl: dict | None) -> list[str]:
             f"{', '.join(f'{v:g}' for v in rl['rebuild_ms']['runs'])} | |",
             f"| baseline: the page's first boot (navigation → ready), s | {rl['first_boot_s']['median']:g} | "
             f"{', '.join(f'{v:g}' for v in rl['first_boot_s']['runs'])} | |"]
+
+
+def _monitor_lines(mo: dict | None) -> list[str]:
+    if not mo:
+        return []
+
+    def row(label: str, fig: dict) -> str:
+        return (f"| {label} | {fig['mean_cpu_percent']:g} ({', '.join(f'{v:g}' for v in fig['server_cpu_percent'])})"
+                f" | {', '.join(f'{v:g}' for v in fig['relay_p99_ms'])} | {', '.join(map(str, fig['lost_messages']))}"
+                f" | {', '.join(f'{v:g}' for v in fig['pictures_per_s'])} |")
+
+    return ["", f"**Live monitor** — one process, {mo['rooms']} two-player rooms at 30 inputs/s per seat, "
+            f"{mo['seconds']:g} s windows, {mo['trials']} interleaved trials each; the monitor's cost is "
+            f"**{mo['monitor_cpu_percent']:g} percentage points** of one core", "",
+            "| | server CPU %, mean (trials) | relay p99 ms (trials) | lost messages | pictures/s |",
+            "|---|---:|---:|---:|---:|",
+            row("nobody watching (baseline)", mo["nobody_watching"]),
+            row("an admin's monitor open", mo["admin_watching"])]
 
 
 def _replay_lines(rb: dict | None) -> list[str]:
