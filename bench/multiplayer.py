@@ -73,8 +73,14 @@ def rollback_rates(browser, server, delays=(0, 50, 150), fps: int = 30) -> dict:
     return out
 
 
-async def _relay_latency(url: str, samples: int) -> dict:
+async def _relay_latency(url: str, samples: int, hz: float) -> dict:
+    """One input per message at ``hz`` (60: within the server's 120 events/s per connection),
+    frames 2 … samples + 1 (within the bench kitchen's max_steps): nothing should be refused.
+    Whatever is refused (a server_error) or never arrives is counted and reported beside the
+    latency, never silently left out of it."""
     clients = [socketio.AsyncClient() for _ in range(2)]
+    refused: list[dict] = []
+    clients[0].on("server_error", refused.append)
     started: list[asyncio.Future] = []
     arrivals: dict[int, float] = {}
     loop = asyncio.get_running_loop()
@@ -92,7 +98,7 @@ async def _relay_latency(url: str, samples: int) -> dict:
     for f in range(2, samples + 2):
         sent[f] = time.perf_counter()
         await clients[0].emit("input", {"frame": f, "inputs": [[f, "up"]], "adv": 0})
-        await asyncio.sleep(0.004)
+        await asyncio.sleep(max(0.0, sent[f] + 1 / hz - time.perf_counter()))
     await asyncio.sleep(0.5)
     one_way = [(arrivals[f] - sent[f]) * 1000 for f in sent if f in arrivals]
     direct = []
@@ -102,14 +108,14 @@ async def _relay_latency(url: str, samples: int) -> dict:
         direct.append((time.perf_counter() - t) * 1000)
     for client in clients:
         await client.disconnect()
-    return {"relay_one_way_ms": summary(one_way), "direct_ack_rtt_ms": summary(direct),
-            "lost": samples - len(one_way)}
+    return {"relay_one_way_ms": summary(one_way), "direct_ack_rtt_ms": summary(direct), "sent": samples,
+            "inputs_per_s": hz, "refused": len(refused), "lost": samples - len(one_way) - len(refused)}
 
 
-def relay_latency(url: str, samples: int = 1000) -> dict:
+def relay_latency(url: str, samples: int = 600, hz: float = 60.0) -> dict:
     # Playwright's sync API owns this thread's event loop; the clients get their own thread.
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _relay_latency(url, samples)).result()
+        return pool.submit(asyncio.run, _relay_latency(url, samples, hz)).result()
 
 
 def concurrent_init(browser, url: str, rooms: int, query: str) -> dict:

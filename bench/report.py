@@ -52,11 +52,14 @@ def markdown(results: dict) -> str:
                          f"| {fig['worker']['disconnects']} ({fig['worker']['all_ready_s']} s) | "
                          f"{fig['main_thread']['disconnects']} ({fig['main_thread']['all_ready_s']} s) | 0 |")
         relay = mp["relay"]
-        lines += ["", "| relay (loopback, python-socketio clients) | p50 ms | p99 ms |", "|---|---:|---:|",
+        counted = (f"{relay['relay_one_way_ms']['n']} of {relay.get('sent', '?')} sent at "
+                   f"{relay.get('inputs_per_s', '?')}/s; refused {relay.get('refused', '?')}, lost {relay['lost']}")
+        lines += ["", "| relay (loopback, python-socketio clients) | p50 ms | p99 ms | inputs measured |",
+                  "|---|---:|---:|---|",
                   f"| input relayed client → server → partner (one way) | {relay['relay_one_way_ms']['p50']:g} | "
-                  f"{relay['relay_one_way_ms']['p99']:g} |",
+                  f"{relay['relay_one_way_ms']['p99']:g} | {counted} |",
                   f"| baseline: emit-with-ack round trip to the server | {relay['direct_ack_rtt_ms']['p50']:g} | "
-                  f"{relay['direct_ack_rtt_ms']['p99']:g} |",
+                  f"{relay['direct_ack_rtt_ms']['p99']:g} | |",
                   "", "| injected one-way delay | rollbacks / min (mean of both players) | mean rollback depth "
                   "(frames) | room |", "|---:|---:|---:|---|"]
         for delay, fig in mp["rollback_rate"].items():
@@ -101,13 +104,14 @@ def _scale_lines(scale: dict | None) -> list[str]:
              "One server process runs pinned to one core, the bots on the other; the two Redis-sharing "
              "processes are not pinned and share both cores with the bots. Run-queue wait: time the server's "
              "Python thread was ready but had no CPU", "",
-             "| setup | rooms | relay one way p50 / p99 ms | server CPU % (run-queue wait %) | CPU ms per input "
-             "| RSS MB per room | lost records | within target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+             "| setup | rooms | relay one way p50 / p99 ms | relayed inputs lost | server CPU % (run-queue wait %) "
+             "| CPU ms per input | RSS MB per room | lost records | within target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for side, label in SCALE_SIDES.items():
         for n, level in scale.get(side, {}).items():
             lat = level.get("relay_one_way_ms") or {}
             lines.append(f"| {label} | {n} | {lat.get('p50', '–'):g} / {lat.get('p99', '–'):g} | "
-                         f"{level['server_cpu_percent']:g} ({level['server_runqueue_wait_percent']:g}) | "
+                         f"{level['relay_lost_messages']} | {level['server_cpu_percent']:g} ({level['server_runqueue_wait_percent']:g}) | "
                          f"{level['server_cpu_ms_per_input']} | {level['rss_per_room_mb']:g} | "
                          f"{level.get('lost_records', '–')} | {'yes' if level['within_target'] else 'no'} |")
     proj = scale.get("projected_rooms_per_core", {})
