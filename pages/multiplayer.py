@@ -10,11 +10,13 @@ from pages.clock import WorkerClock
 from pages.jsbridge import log, new_id, now_ms, sleep_ms, try_set_item, wait_on
 from pages.netcode import InputConflict, RollbackSession
 from pages.outbox import Uploader
+from pages.ping import median_ping_ms, shaped_ping_ms
 from protocol import messages as m
 
 REDUNDANT_INPUTS = 8  # each input message repeats the last few, so one lost message costs nothing
 RTT_EVERY_MS = 1000
 CATCH_UP_FRAMES = 300  # frames per BATCH while a reloaded page rebuilds the game
+MATCH_PINGS = 5  # round trips measured before joining, with latency-aware matching
 
 
 # -- a reload never costs a game: the seat's token is kept for the tab's participant ------
@@ -215,6 +217,12 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui, resumed=None):
         net = url_network() if mp["network_from_url"] else None
         if net is not None:
             join["net"] = net
+        if mp.get("match_rtt_ms"):  # latency-aware matching: the server groups by this
+            shape = shaped_ping_ms() if mp["network_from_url"] else 0.0
+            rtt = await median_ping_ms(socket, MATCH_PINGS, shape)
+            if rtt is not None:
+                join["rtt_ms"] = rtt
+                ui.attr("join-rtt", rtt)
         ack = await socket.call("mp_join", join)
         if not ack.get("ok"):
             raise RuntimeError("could not join a room: " + str(ack.get("error")))

@@ -4,15 +4,10 @@ the features the game needs, the median of a few pings) and let the server decid
 
 import js
 
-from pages.jsbridge import js_get, now_ms
+from pages.jsbridge import js_get
+from pages.ping import median_ping_ms, shaped_ping_ms
 
 FEATURES = ("WebAssembly", "Worker", "SharedArrayBuffer", "crossOriginIsolated")
-
-
-def shaped_ping_ms():
-    """A round trip's share of ?delay= (network shaping, when the experiment allows it)."""
-    value = js.URLSearchParams.new(js.window.location.search).get("delay")
-    return 2 * float(value) if value is not None else 0.0
 
 
 async def screen(rules, socket, ui):
@@ -22,16 +17,9 @@ async def screen(rules, socket, ui):
     for name in FEATURES:
         value = js_get(js.window, name)
         features[name] = bool(value) if name == "crossOriginIsolated" else value is not None
-    pings = []
-    for _ in range(rules["pings"]):
-        sent = now_ms()
-        ack = await socket.call("rtt", {"t": sent, "shape_ms": shaped_ping_ms()}, timeout_ms=5000)
-        if ack.get("ok"):
-            pings.append(now_ms() - sent)
-    pings.sort()
+    ping = await median_ping_ms(socket, rules["pings"], shaped_ping_ms())
     facts = {"user_agent": str(js.navigator.userAgent), "features": features,
-             "window": [int(js.window.innerWidth), int(js.window.innerHeight)],
-             "ping_ms": round(pings[len(pings) // 2], 1) if pings else None}
+             "window": [int(js.window.innerWidth), int(js.window.innerHeight)], "ping_ms": ping}
     ack = await socket.call("screen", facts)
     if not ack.get("ok") or ack.get("admitted"):
         return None  # a server that cannot decide lets the participant in

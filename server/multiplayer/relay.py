@@ -15,7 +15,7 @@ from server.monitor.presence import Presence
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.replay import ReplayFailed
 from server.multiplayer.replay_pool import Replays
-from server.multiplayer.rooms import Matchmaker, Room, RoomError, Seat, group_queue, room_key
+from server.multiplayer.rooms import LatencyRule, Matchmaker, Room, RoomError, Seat, group_queue, room_key
 from server.study.experiment import Experiment
 from server.study.games import GameSpec
 from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
@@ -55,6 +55,13 @@ def room_record(room: Room, **extra: Any) -> dict:
     }
 
 
+def latency_rule(mp: Any) -> LatencyRule | None:
+    """The scene's latency-aware matching (``match_rtt_ms``), or None: first come first served."""
+    if mp.match_rtt_ms is None:
+        return None
+    return LatencyRule(mp.match_rtt_ms, mp.match_fallback_s)
+
+
 class Relay:
     def __init__(self, sio: SocketServer, sockets: SocketHandlers, store: Store,
                  experiments: dict[str, Experiment], cluster: Cluster | None = None,
@@ -67,9 +74,12 @@ class Relay:
         self.experiments = experiments
         self.mm = Matchmaker()
         self.wait_timers: dict[str, asyncio.Task] = {}
+        # sid -> the timer that re-runs latency-aware matching when its seat may fall back
+        self.fallback_timers: dict[str, asyncio.Task] = {}
         self.rng = random.Random()
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0, "away": 0,
-                      "rejoined": 0, "resumed": 0, "stand_ins": 0, "replay_errors": 0}
+                      "rejoined": 0, "resumed": 0, "stand_ins": 0, "replay_errors": 0,
+                      "matched_latency": 0, "matched_fallback": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
         self.max_rooms_per_ip = max_rooms_per_ip
@@ -146,30 +156,61 @@ class Relay:
         if self.mm.seats_from(ip) >= self.max_rooms_per_ip:
             raise Rejected(f"too many games from your address (at most {self.max_rooms_per_ip} at once)",
                            "ip_limit")
-        seat = Seat(sid, session["participant_id"], p.episode_id, net, ip=ip)
+        seat = Seat(sid, session["participant_id"], p.episode_id, net, ip=ip, rtt_ms=p.rtt_ms)
         key = queue_key(exp.name, condition, game.scene_id)
         group = self._partners(exp, condition, session["participant_id"], game)
         queue = group_queue(key, group) if group else key
+        rule = None if group else latency_rule(mp)  # returning partners wait for each other
         try:
             room = self.mm.join(key, seat, game.players, horizon=mp.input_delay + mp.max_prediction + 90,
-                                group=group, ai=list(game.partners))
+                                group=group, ai=list(game.partners), rule=rule)
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
-        if room is None:
+        if self.mm.room_for(sid) is None:  # waiting (under a rule, others may have been matched)
             self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, queue, group))
-            await self._announce_waiting(queue)
-            return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(queue)),
-                    "size": len(game.humans)}
-        await self._start_room(room, queue)
-        return {"ok": True, "status": "matched", "room": room.id}
+            if rule is not None and rule.fallback_s is not None:
+                self.fallback_timers[sid] = asyncio.create_task(self._fallback(sid, key, seat.joined))
+        if room is not None:
+            await self._start_room(room, queue)
+            if rule is not None:  # a fallback seat's time may have come meanwhile: more rooms
+                await self._match_more(key)
+        mine = self.mm.room_for(sid)
+        if mine is not None:
+            return {"ok": True, "status": "matched", "room": mine.id}
+        await self._announce_waiting(queue)
+        return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(queue)),
+                "size": len(game.humans)}
+
+    async def _match_more(self, key: str, now: float | None = None) -> None:
+        """Latency-aware matching again for a waiting room (not a group's): start every room
+        its waiting seats now make."""
+        game = self._game(key)
+        mp = game.multiplayer
+        rule = latency_rule(mp)
+        while rule is not None:
+            room = self.mm.match(key, game.players, horizon=mp.input_delay + mp.max_prediction + 90,
+                                 ai=list(game.partners), rule=rule, now=now)
+            if room is None:
+                return
+            await self._start_room(room, key)
+
+    async def _fallback(self, sid: str, key: str, joined: float) -> None:
+        """A waiting seat's fallback time has come: it may now be grouped with anyone."""
+        fallback_s = self._game(key).multiplayer.match_fallback_s
+        await asyncio.sleep(max(0.0, joined + fallback_s - time.monotonic()))
+        self.fallback_timers.pop(sid, None)
+        if any(s.sid == sid for s in self.mm.waiting(key)):
+            # not a moment before its time, whatever the timer's resolution
+            await self._match_more(key, now=max(time.monotonic(), joined + fallback_s))
 
     async def _start_room(self, room: Room, queue: str) -> None:
         for s in room.seats.values():
-            timer = self.wait_timers.pop(s.sid, None)
-            if timer is not None:
-                timer.cancel()
+            self._cancel_wait(s.sid)
         self.stats["rooms_started"] += 1
         await self.store.save_room(room_record(room))
+        if room.matching:  # latency-aware matching: how, with which RTTs and waits
+            self.stats["matched_" + room.matching["by"]] += 1
+            await self.store.add_event(None, None, "match", {"room": room.id, **room.matching})
         for player, s in room.seats.items():
             if not s.stand_in:
                 await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
@@ -187,6 +228,7 @@ class Relay:
         mp = game.multiplayer
         await asyncio.sleep(mp.wait_timeout)
         self.wait_timers.pop(sid, None)
+        self._cancel_wait(sid)
         if group and mp.dropout == "stand_in" and any(s.sid == sid for s in self.mm.waiting(key)):
             # partners who did not come back: stand-ins play their seats, as for a dropout
             room = self.mm.start_with_stand_ins(key, group, game.players,
@@ -386,10 +428,15 @@ class Relay:
         await self._abandon(sid, p.reason)
         return {"ok": True}
 
+    def _cancel_wait(self, sid: str) -> None:
+        """A seat leaves the waiting room (matched, timed out or gone): its timers stop."""
+        for timers in (self.wait_timers, self.fallback_timers):
+            timer = timers.pop(sid, None)
+            if timer is not None and timer is not asyncio.current_task():
+                timer.cancel()
+
     async def disconnected(self, sid: str) -> None:
-        timer = self.wait_timers.pop(sid, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_wait(sid)
         key = self.mm.leave_queue(sid)
         if key is not None:
             await self._announce_waiting(key)
@@ -541,9 +588,10 @@ class Relay:
         with the inputs recorded so far, and close it, so nothing more is relayed or recorded
         in it. Waiting participants stay queued until their connection closes. Returns the
         number of rooms saved."""
-        for timer in self.wait_timers.values():
-            timer.cancel()
-        self.wait_timers.clear()
+        for timers in (self.wait_timers, self.fallback_timers):
+            for timer in timers.values():
+                timer.cancel()
+            timers.clear()
         rooms = [room for room in self.mm.rooms.values() if room.status == "playing"]
         ended = time.time()
         records = []

@@ -33,6 +33,39 @@ class Seat:
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     away: bool = False  # disconnected, inside the reconnect window
     stand_in: bool = False  # dropped out; a scripted stand-in plays this seat
+    # the page's round trip to the server measured just before joining (None: unknown), for
+    # latency-aware matching (LatencyRule)
+    rtt_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class LatencyRule:
+    """Latency-aware matching (``multiplayer.match_rtt_ms``/``match_fallback_s``): a room is
+    formed only of seats whose RTTs sum to at most ``max_rtt_ms``; a seat that has waited
+    ``fallback_s`` seconds (None: never) is grouped first come first served with anyone."""
+
+    max_rtt_ms: float
+    fallback_s: float | None = None
+
+    def is_fallback(self, seat: Seat, now: float) -> bool:
+        return self.fallback_s is not None and now - seat.joined >= self.fallback_s
+
+    def pick(self, queue: list[Seat], size: int, now: float) -> tuple[list[Seat], str] | None:
+        """The seats of the next room, in arrival order, and how they were matched; None:
+        everyone waits. First the lowest-RTT set of known RTTs that fits (earliest arrivals
+        break ties); else the longest-waiting fallback seat with the earliest other arrivals."""
+        if len(queue) < size:
+            return None
+        order = {id(s): i for i, s in enumerate(queue)}
+        known = sorted((s for s in queue if s.rtt_ms is not None), key=lambda s: (s.rtt_ms, order[id(s)]))
+        best = known[:size]
+        if len(best) == size and sum(s.rtt_ms for s in best) <= self.max_rtt_ms:
+            return sorted(best, key=lambda s: order[id(s)]), "latency"
+        fallen = next((s for s in queue if self.is_fallback(s, now)), None)
+        if fallen is None:
+            return None
+        others = [s for s in queue if s is not fallen][: size - 1]
+        return sorted([fallen, *others], key=lambda s: order[id(s)]), "fallback"
 
 
 @dataclass
@@ -53,6 +86,9 @@ class Room:
     # AI seat -> the player whose browser decides for it and sends its inputs (an AI
     # partner, or the stand-in policy of a person who dropped out)
     hosts: dict[str, str] = field(default_factory=dict)
+    # how the room was matched under a LatencyRule: {"by": "latency" | "fallback", "rtt_ms":
+    # {player: ms or None}, "waited_s": {player: s}}; empty for first come first served
+    matching: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for p in self.players:
@@ -146,26 +182,51 @@ class Matchmaker:
         return self.queues.get(experiment, [])
 
     def join(self, experiment: str, seat: Seat, players: list[str], horizon: int,
-             group: dict[str, str] | None = None, ai: list[str] | tuple[str, ...] = ()) -> Room | None:
+             group: dict[str, str] | None = None, ai: list[str] | tuple[str, ...] = (),
+             rule: LatencyRule | None = None, now: float | None = None) -> Room | None:
         """Queue a seat for a room of `experiment` (the room key). With `group` (participant ->
         player of an earlier room), the seat waits for exactly those partners, each given its
-        earlier player id back; otherwise the first arrivals fill the room. `ai`: seats played
-        by AI partners, hosted by the room's first person."""
-        ai_seats = list(ai)
-        everyone, players = list(players), [p for p in players if p not in ai_seats]
+        earlier player id back; otherwise the first arrivals fill the room, or with `rule`
+        (latency-aware matching; not for a group) the seats it picks at `now` (monotonic).
+        `ai`: seats played by AI partners, hosted by the room's first person. Returns the room
+        formed, if any (under a rule, it need not hold `seat`)."""
         queue_name = group_queue(experiment, group) if group else experiment
         if seat.sid in self.room_of_sid or any(s.sid == seat.sid for s in self.waiting(queue_name)):
             raise RoomError("already waiting or playing")
-        queue = self.queues.setdefault(queue_name, [])
-        queue.append(seat)
-        if len(queue) < len(players):
-            return None
-        taken, self.queues[queue_name] = queue[: len(players)], queue[len(players):]
+        self.queues.setdefault(queue_name, []).append(seat)
+        return self.match(experiment, players, horizon, group=group, ai=ai, rule=None if group else rule,
+                          now=now)
+
+    def match(self, experiment: str, players: list[str], horizon: int, group: dict[str, str] | None = None,
+              ai: list[str] | tuple[str, ...] = (), rule: LatencyRule | None = None,
+              now: float | None = None) -> Room | None:
+        """Form the next room of a queue from its waiting seats, if one can be formed (see
+        join). Under a rule, call it again when a seat's fallback time comes: time alone may
+        make a room."""
+        ai_seats = list(ai)
+        everyone, players = list(players), [p for p in players if p not in ai_seats]
+        queue_name = group_queue(experiment, group) if group else experiment
+        queue = self.queues.get(queue_name, [])
+        matching: dict[str, Any] = {}
+        if rule is not None:
+            now = time.monotonic() if now is None else now
+            picked = rule.pick(queue, len(players), now)
+            if picked is None:
+                return None
+            taken, by = picked
+            self.queues[queue_name] = [s for s in queue if all(s is not t for t in taken)]
+            seated = list(zip(players, taken, strict=True))
+            matching = {"by": by, "rtt_ms": {p: s.rtt_ms for p, s in seated},
+                        "waited_s": {p: round(now - s.joined, 3) for p, s in seated}}
+        else:
+            if len(queue) < len(players):
+                return None
+            taken, self.queues[queue_name] = queue[: len(players)], queue[len(players):]
         if group:  # everyone back in the seat they had
             taken.sort(key=lambda s: seat_rank(group, players, s.participant_id))
         room = Room(id=secrets.token_hex(8), experiment=experiment, seed=secrets.randbelow(2**31),
                     players=everyone, seats=dict(zip(players, taken, strict=True)), horizon=horizon,
-                    hosts={a: players[0] for a in ai_seats})
+                    hosts={a: players[0] for a in ai_seats}, matching=matching)
         self.rooms[room.id] = room
         members = {s.participant_id: p for p, s in room.seats.items()}
         for s in taken:

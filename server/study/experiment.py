@@ -9,7 +9,15 @@ import runpy
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from server.policies.check import check_partners_run
 from server.policies.config import parse_policy
@@ -69,6 +77,24 @@ class Multiplayer(BaseModel):
     stand_in: str | None = None
     dropout_message: str = "Your partner lost their connection, so the game has ended. Thank you!"
     dropout_completion_code: str | None = None  # shown to the partners left behind (partial pay)
+    # latency-aware matching (server/multiplayer/rooms.py LatencyRule): group only participants
+    # whose RTTs to the server sum to at most this; None: first come first served
+    match_rtt_ms: float | None = Field(None, gt=0, le=60_000)
+    # ... and after waiting this long a participant is grouped with anyone (None: never)
+    match_fallback_s: float | None = Field(None, gt=0)
+
+    @field_validator("match_fallback_s")
+    @classmethod
+    def _fallback_within_wait(cls, value: float | None, info: ValidationInfo) -> float | None:
+        if value is None:
+            return value
+        if info.data.get("match_rtt_ms") is None:
+            raise ValueError("match_fallback_s needs match_rtt_ms (latency-aware matching) to be set")
+        wait = info.data.get("wait_timeout")
+        if wait is not None and value >= wait:
+            raise ValueError(f"match_fallback_s ({value:g} s) must be below wait_timeout ({wait:g} s), "
+                             "or nobody would ever reach the fallback")
+        return value
 
 
 class Condition(BaseModel):

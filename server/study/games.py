@@ -181,7 +181,8 @@ def resolve_game(exp: Any, scene: Game, condition: Any | None) -> GameSpec:
             values["multiplayer"] = Multiplayer.model_validate(
                 {**exp.multiplayer.model_dump(), **own.multiplayer})
         except ValidationError as exc:
-            problems = "; ".join(f"multiplayer.{'.'.join(map(str, e['loc']))}: {e['msg']}"
+            problems = "; ".join(f"multiplayer.{'.'.join(map(str, e['loc']))}: "
+                                 f"{e['msg'].removeprefix('Value error, ')}"
                                  for e in exc.errors())
             raise GameSpecError(f"scene {scene.id!r}: {problems}") from None
     players = values["players"]

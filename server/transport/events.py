@@ -100,6 +100,9 @@ class MpJoin(Strict):
     net: NetShape | None = None
     # the game scene joined (a waiting room per scene); None: the study's first game
     scene: str | None = Field(default=None, pattern=r"^[a-z0-9_-]{1,40}$")
+    # the page's round trip to the server (median of a few pings just before joining), for
+    # latency-aware matching; None: unknown (matched only once the fallback applies)
+    rtt_ms: float | None = Field(default=None, ge=0, le=60_000)
 
 
 def _input_pairs(value: list[list[Any]]) -> list[list[Any]]:

@@ -245,3 +245,38 @@ def test_remote_url_needs_allow_cdn(tmp_path):
     assert str(toml) in str(info.value)
     allowed = resolve_packages(PackageConfig(packages=[url], allow_cdn=True), toml, None)
     assert allowed.entries == [{"name": "foo", "url": url}]
+
+
+def test_latency_matching_keys_are_off_by_default_and_read_at_the_top_or_per_scene(tmp_path):
+    exp = load_experiment(make(tmp_path, "plain", players=["p0", "p1"]))
+    assert exp.multiplayer.match_rtt_ms is None and exp.multiplayer.match_fallback_s is None
+    exp = load_experiment(make(tmp_path, "matched", players=["p0", "p1"],
+                               multiplayer={"match_rtt_ms": 120, "match_fallback_s": 20},
+                               scenes=[{"type": "game", "id": "a"},
+                                       {"type": "game", "id": "b", "multiplayer": {"match_rtt_ms": 60}}]))
+    a, b = exp.game(None, "a").multiplayer, exp.game(None, "b").multiplayer
+    assert (a.match_rtt_ms, a.match_fallback_s) == (120, 20)
+    assert (b.match_rtt_ms, b.match_fallback_s) == (60, 20)
+
+
+@pytest.mark.parametrize(("multiplayer", "scene", "needles"), [
+    ({"match_rtt_ms": 0}, None, ["EXPERIMENT.multiplayer.match_rtt_ms:", "greater than 0"]),
+    ({"match_rtt_ms": -5}, None, ["EXPERIMENT.multiplayer.match_rtt_ms:"]),
+    ({"match_rtt_ms": "fast"}, None, ["EXPERIMENT.multiplayer.match_rtt_ms:"]),
+    ({"match_rtt_ms": 100, "match_fallback_s": 0}, None, ["EXPERIMENT.multiplayer.match_fallback_s:"]),
+    ({"match_rtt_ms": 100, "match_fallback_s": 120}, None,
+     ["EXPERIMENT.multiplayer.match_fallback_s:", "must be below wait_timeout (120 s)"]),
+    ({"match_rtt_ms": 100, "match_fallback_s": 30, "wait_timeout": 10}, None,
+     ["EXPERIMENT.multiplayer.match_fallback_s:", "(30 s) must be below wait_timeout (10 s)"]),
+    ({"match_fallback_s": 30}, None, ["EXPERIMENT.multiplayer.match_fallback_s:", "needs match_rtt_ms"]),
+    # a scene's wait_timeout under the experiment's fallback: the scene and the field are named
+    ({"match_rtt_ms": 100, "match_fallback_s": 30}, {"wait_timeout": 20},
+     ["scene 'duo': multiplayer.match_fallback_s:", "must be below wait_timeout (20 s)"]),
+], ids=["zero", "negative", "string", "zero-fallback", "fallback-at-timeout", "fallback-over-timeout",
+        "fallback-alone", "scene-timeout"])
+def test_latency_matching_keys_are_checked_and_the_error_names_the_field(tmp_path, multiplayer, scene,
+                                                                        needles):
+    scenes = [{"type": "game", "id": "duo", **({"multiplayer": scene} if scene else {})}]
+    message = error_of(make(tmp_path, "bad", players=["p0", "p1"], multiplayer=multiplayer, scenes=scenes))
+    for needle in needles:
+        assert needle in message, message

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.multiplayer.rooms import MAX_INPUT_BYTES, Matchmaker, Room, RoomError, Seat
+from server.multiplayer.rooms import MAX_INPUT_BYTES, LatencyRule, Matchmaker, Room, RoomError, Seat
 
 PLAYERS = ["p0", "p1"]
 HORIZON = 100
@@ -292,3 +292,127 @@ def test_a_group_waits_only_for_its_own_members():
     assert mm.waiting("exp") == [mm.waiting("exp")[0]] and mm.waiting("exp")[0].sid == "sid-5"
     room = mm.join("exp", seat(1), PLAYERS, HORIZON, group=group)
     assert room is not None and {s.sid for s in room.seats.values()} == {"sid-0", "sid-1"}
+
+
+# -- latency-aware matching (LatencyRule) ----------------------------------------------------
+
+RULE = LatencyRule(max_rtt_ms=100, fallback_s=30)
+
+
+def timed(n: int, rtt: float | None, joined: float) -> Seat:
+    """A seat that joined at monotonic time `joined` with a measured RTT (None: unknown)."""
+    s = seat(n)
+    s.rtt_ms, s.joined = rtt, joined
+    return s
+
+
+def sids(room: Room | None) -> dict[str, str] | None:
+    return None if room is None else {p: s.sid for p, s in room.seats.items()}
+
+
+def test_latency_matching_pairs_the_low_rtt_seats_and_keeps_the_others_waiting():
+    mm = Matchmaker()
+    arrivals = [(0, 85.0), (1, 20.0), (2, 90.0), (3, 30.0)]  # high, low, high, low
+    rooms = [mm.join("exp", timed(n, rtt, float(n)), PLAYERS, HORIZON, rule=RULE, now=float(n))
+             for n, rtt in arrivals]
+    assert rooms[:3] == [None, None, None]  # 85+20 and 20+90 are the best of each, over 100 ms
+    assert sids(rooms[3]) == {"p0": "sid-1", "p1": "sid-3"}  # 20+30: the low ones, in arrival order
+    assert rooms[3].matching == {"by": "latency", "rtt_ms": {"p0": 20.0, "p1": 30.0},
+                                 "waited_s": {"p0": 2.0, "p1": 0.0}}
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-0", "sid-2"]
+    assert mm.room_for("sid-0") is None and mm.room_for("sid-1") is rooms[3]
+
+
+def test_latency_matching_without_a_rule_is_first_come_first_served():
+    mm = Matchmaker()
+    assert mm.join("exp", timed(0, 80.0, 0.0), PLAYERS, HORIZON) is None
+    room = mm.join("exp", timed(1, 90.0, 1.0), PLAYERS, HORIZON)  # 170 ms, but no rule
+    assert sids(room) == {"p0": "sid-0", "p1": "sid-1"} and room.matching == {}
+
+
+def test_latency_matching_takes_the_lowest_rtt_set_with_earliest_arrivals_breaking_ties():
+    mm = Matchmaker()
+    assert mm.join("exp", timed(0, 70.0, 0.0), PLAYERS, HORIZON, rule=RULE, now=0.0) is None
+    assert mm.join("exp", timed(1, 70.0, 1.0), PLAYERS, HORIZON, rule=RULE, now=1.0) is None  # 140
+    # 30 fits with either 70 (exactly the bound): the earlier one
+    room = mm.join("exp", timed(2, 30.0, 2.0), PLAYERS, HORIZON, rule=RULE, now=2.0)
+    assert sids(room) == {"p0": "sid-0", "p1": "sid-2"}
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-1"]
+    # three players: the lowest sum wins over the earliest arrival
+    mm = Matchmaker()
+    rule = LatencyRule(max_rtt_ms=150, fallback_s=None)
+    players = ["a", "b", "c"]
+    for n, rtt in enumerate([60.0, 50.0, 150.0, 50.0]):  # 50+50+60 = 160: over
+        assert mm.join("exp", timed(n, rtt, float(n)), players, HORIZON, rule=rule, now=float(n)) is None
+    room = mm.join("exp", timed(4, 50.0, 4.0), players, HORIZON, rule=rule, now=4.0)
+    assert sids(room) == {"a": "sid-1", "b": "sid-3", "c": "sid-4"}
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-0", "sid-2"]
+
+
+def test_a_seat_falls_back_after_its_time_and_is_grouped_first_come_first_served():
+    mm = Matchmaker()
+    assert mm.join("exp", timed(0, 80.0, 0.0), PLAYERS, HORIZON, rule=RULE, now=0.0) is None
+    assert mm.join("exp", timed(1, 90.0, 10.0), PLAYERS, HORIZON, rule=RULE, now=10.0) is None
+    assert mm.join("exp", timed(2, 70.0, 20.0), PLAYERS, HORIZON, rule=RULE, now=20.0) is None
+    # time alone changes nothing before the first seat's 30 s ...
+    assert mm.match("exp", PLAYERS, HORIZON, rule=RULE, now=29.99) is None
+    # ... then it is grouped with the earliest other arrival, whatever their RTTs
+    room = mm.match("exp", PLAYERS, HORIZON, rule=RULE, now=30.0)
+    assert sids(room) == {"p0": "sid-0", "p1": "sid-1"}
+    assert room.matching == {"by": "fallback", "rtt_ms": {"p0": 80.0, "p1": 90.0},
+                             "waited_s": {"p0": 30.0, "p1": 20.0}}
+    assert mm.match("exp", PLAYERS, HORIZON, rule=RULE, now=49.0) is None  # sid-2 waits alone
+    assert [s.sid for s in mm.waiting("exp")] == ["sid-2"]
+    # a newcomer joins a fallback seat at once
+    room = mm.join("exp", timed(3, 95.0, 60.0), PLAYERS, HORIZON, rule=RULE, now=60.0)
+    assert sids(room) == {"p0": "sid-2", "p1": "sid-3"} and room.matching["by"] == "fallback"
+
+
+def test_a_compatible_pair_is_matched_by_latency_even_beside_a_fallback_seat():
+    mm = Matchmaker()
+    assert mm.join("exp", timed(0, 90.0, 0.0), PLAYERS, HORIZON, rule=RULE, now=0.0) is None
+    assert mm.join("exp", timed(1, 30.0, 40.0), PLAYERS, HORIZON, rule=RULE, now=40.0) is not None
+    # sid-0 (fallback since 30 s) got sid-1 at once; a later low pair still goes by latency
+    assert mm.join("exp", timed(2, 30.0, 41.0), PLAYERS, HORIZON, rule=RULE, now=41.0) is None
+    room = mm.join("exp", timed(3, 30.0, 42.0), PLAYERS, HORIZON, rule=RULE, now=42.0)
+    assert sids(room) == {"p0": "sid-2", "p1": "sid-3"} and room.matching["by"] == "latency"
+
+
+def test_an_unknown_rtt_is_matched_only_by_the_fallback():
+    mm = Matchmaker()
+    assert mm.join("exp", timed(0, None, 0.0), PLAYERS, HORIZON, rule=RULE, now=0.0) is None
+    assert mm.join("exp", timed(1, 10.0, 1.0), PLAYERS, HORIZON, rule=RULE, now=1.0) is None
+    assert mm.join("exp", timed(2, 10.0, 2.0), PLAYERS, HORIZON, rule=RULE, now=2.0) is not None  # 1+2
+    assert mm.join("exp", timed(3, None, 3.0), PLAYERS, HORIZON, rule=RULE, now=3.0) is None
+    assert mm.match("exp", PLAYERS, HORIZON, rule=RULE, now=29.0) is None  # two unknowns: no sum
+    room = mm.match("exp", PLAYERS, HORIZON, rule=RULE, now=30.0)
+    assert sids(room) == {"p0": "sid-0", "p1": "sid-3"}
+    assert room.matching["by"] == "fallback" and room.matching["rtt_ms"] == {"p0": None, "p1": None}
+    # without a fallback time, an unknown RTT is never matched
+    strict = LatencyRule(max_rtt_ms=100)
+    mm2 = Matchmaker()
+    assert mm2.join("exp", timed(0, None, 0.0), PLAYERS, HORIZON, rule=strict, now=0.0) is None
+    assert mm2.join("exp", timed(1, 10.0, 0.0), PLAYERS, HORIZON, rule=strict, now=1e6) is None
+    assert mm2.match("exp", PLAYERS, HORIZON, rule=strict, now=1e9) is None
+
+
+def test_latency_matching_leaves_groups_ai_seats_and_the_address_count_as_they_were():
+    mm = Matchmaker()
+    group = {"part-0": "p1", "part-1": "p0"}  # returning partners: the rule does not apply to them
+    assert mm.join("exp", timed(0, 900.0, 0.0), PLAYERS, HORIZON, group=group, rule=RULE, now=0.0) is None
+    room = mm.join("exp", timed(1, 900.0, 0.0), PLAYERS, HORIZON, group=group, rule=RULE, now=0.0)
+    assert sids(room) == {"p0": "sid-1", "p1": "sid-0"} and room.matching == {}
+    # an AI seat is no one's RTT: two people and a bot, hosted by the first person seated
+    players = ["p0", "p1", "bot"]
+    assert mm.join("exp/ai", timed(2, 10.0, 0.0), players, HORIZON, ai=["bot"], rule=RULE, now=0.0) is None
+    room = mm.join("exp/ai", timed(3, 10.0, 0.0), players, HORIZON, ai=["bot"], rule=RULE, now=0.0)
+    assert room.players == players and sids(room) == {"p0": "sid-2", "p1": "sid-3"}
+    assert room.hosts == {"bot": "p0"} and set(room.matching["rtt_ms"]) == {"p0", "p1"}
+    # waiting seats count against their address until matched
+    for n in (4, 5):
+        s = timed(n, 500.0, 0.0)
+        s.ip = "10.0.0.9"
+        mm.join("exp/ip", s, PLAYERS, HORIZON, rule=RULE, now=0.0)
+    assert mm.seats_from("10.0.0.9") == 2
+    assert mm.match("exp/ip", PLAYERS, HORIZON, rule=RULE, now=30.0) is not None
+    assert mm.seats_from("10.0.0.9") == 2 and mm.waiting("exp/ip") == []
