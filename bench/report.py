@@ -83,6 +83,7 @@ def markdown(results: dict) -> str:
     lines += _replay_lines(results.get("replay_burst"))
     lines += _policies_lines(results.get("policies"))
     lines += _reload_lines(results.get("reload"))
+    lines += _viewer_lines(results.get("viewer"))
     return "\n".join(lines)
 
 
@@ -214,6 +215,29 @@ def _reload_lines(rl: dict | None) -> list[str]:
             f"{', '.join(f'{v:g}' for v in rl['rebuild_ms']['runs'])} | |",
             f"| baseline: the page's first boot (navigation → ready), s | {rl['first_boot_s']['median']:g} | "
             f"{', '.join(f'{v:g}' for v in rl['first_boot_s']['runs'])} | |"]
+
+
+def _viewer_lines(vw: dict | None) -> list[str]:
+    if not vw:
+        return []
+    snap, base = vw["viewer"], vw["baseline_no_snapshots"]
+    lines = ["", f"**Replay viewer** — a recorded two-player `kitchen` room of {vw['frames']:,} frames, seeks "
+             f"from the start and from the end alternately ({vw['seeks']} per figure, median; the page's own "
+             "time from the control to the frame drawn, the BATCH's time in the worker in brackets)", "",
+             f"| figure | viewer (snapshot every {snap['every']} frames) | baseline: replay from frame 0, "
+             "no snapshots (`?every=0`) | target |", "|---|---:|---:|---|"]
+    for target in vw["targets"]:
+        what = "a keyframe: restore + draw" if target % snap["every"] == 0 else \
+            f"{target % snap['every']} frames past a keyframe"
+        lines.append(f"| seek to frame {target:,} ({what}), ms | {snap[str(target)]['seek_ms']['median']:g} "
+                     f"({snap[str(target)]['worker_ms']['median']:g}) | {base[str(target)]['seek_ms']['median']:g} "
+                     f"({base[str(target)]['worker_ms']['median']:g}) | |")
+    lines += [f"| first pass when the viewer opens (every frame stepped, keyframes snapshotted), ms | "
+              f"{snap['index_ms']:g} | {base['index_ms']:g} | |",
+              f"| viewer page opened → ready, s | {snap['ready_s']:g} | {base['ready_s']:g} | |",
+              f"| final state hash equals the room's | {'yes' if snap['hash_match'] else 'no'} | "
+              f"{'yes' if base['hash_match'] else 'no'} | yes |"]
+    return lines
 
 
 def _replay_lines(rb: dict | None) -> list[str]:

@@ -24,6 +24,8 @@ vs no AI, beside the MUG-style baseline (the same models on the main thread): de
 latency, frame time, dropped frames, main-thread stall, session create + warm-up.
 Reload (issue 13): a page reloaded 30 s into a two-player episode: reload -> playing again,
 of which the rebuild from the room's record, beside the same page's first boot.
+Viewer (issue 13): the replay viewer's seek to frame 1,800 of a recorded 1,860-frame room
+(keyframe snapshots: restore + replay the rest), beside the same viewer replaying from frame 0.
 
 Run one part alone with ``--sections NAME`` (the others keep their last results).
 """
@@ -38,7 +40,19 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
-from bench import foundation, frames, fuzz, ingest, load, multiplayer, policies, reload, replay_burst, scenes
+from bench import (
+    foundation,
+    frames,
+    fuzz,
+    ingest,
+    load,
+    multiplayer,
+    policies,
+    reload,
+    replay_burst,
+    scenes,
+    viewer,
+)
 from bench.common import machine
 from bench.report import plot, update_readme
 from server.vendor import versions
@@ -49,7 +63,7 @@ OUT = Path(__file__).resolve().parent
 
 
 SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies",
-            "reload")
+            "reload", "viewer")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -119,6 +133,8 @@ def main() -> int:
         results["policies"] = policies.run()
     if "reload" in args.sections:
         results["reload"] = reload.run()
+    if "viewer" in args.sections:
+        results["viewer"] = viewer.run()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     dates = results.setdefault("dates", {s: results.get("date", now) for s in SECTIONS if s in results
                                          or (s == "foundation" and "figures" in results)})
