@@ -135,6 +135,7 @@ class Viewer:
         self.want = None  # the frame the controls asked for, taken by the loop
         self.waiters = []
         self.shown = 0
+        self.heading = 0  # the frame the worker is being moved to (the shown one once it is there)
         self.clock_t = 0.0
         self.clock_frame = 0
         self.seeks = 0
@@ -204,6 +205,7 @@ class Viewer:
         reply = None
         failures = 0
         target = self.timeline.clamp(target)
+        self.heading = target
         while failures < 2:
             at_end = target >= self.timeline.last
             ops = self.timeline.plan(target, limit=MOST_STEPS, hash_end=at_end)
@@ -216,6 +218,7 @@ class Viewer:
             if self.timeline.frame == target:
                 break
         if reply is None:
+            self.heading = self.shown
             return
         results = reply["results"]
         for result in reversed(results):
@@ -225,7 +228,7 @@ class Viewer:
                 break
         if target >= self.timeline.last and results and "hash" in results[-1]:
             ui.attr("state-hash", results[-1]["hash"])
-        self.shown = target
+        self.shown = self.heading = target
         self.show_frame()
         if measured:
             self.seeks += 1
@@ -372,7 +375,8 @@ class Viewer:
     def step_by(self, delta):
         if self.playing:
             self.set_playing(False)
-        self.seek(self.shown + delta)
+        # from the frame asked for or on its way, not the one still shown: quick presses add up
+        self.seek((self.want if self.want is not None else self.heading) + delta)
 
     def set_speed(self, *args):
         self.speed = float(str(el("speed").value))

@@ -64,6 +64,36 @@ def create_env(config):
     return Env()
 '''
 
+# Reads its step limit from a file beside it: recorded under a generous limit, then the file is
+# edited, so the viewer's own run of the env raises (as an env changed since the study would).
+BRITTLE = '''
+import os
+
+
+class Env:
+    def __init__(self):
+        with open(os.path.join(os.path.dirname(__file__), "limit.txt")) as fh:
+            self.limit = int(fh.read())
+
+    def reset(self, seed=None):
+        self.t, self.x = 0, 100
+        return self.x, {}
+
+    def step(self, actions):
+        self.t += 1
+        if self.t > self.limit:
+            raise RuntimeError("past the limit of " + str(self.limit))
+        self.x += {"left": -3, "right": 3}.get(actions["p0"], 0)
+        return self.x, 0, False, False, {"t": self.t}
+
+    def render(self):
+        return [{"type": "rect", "x": self.x, "y": 100, "w": 10, "h": 10, "color": "#fc8"}]
+
+
+def create_env(config):
+    return Env()
+'''
+
 # what each drawn frame showed, by frame: the page puts {"frame", "render"} on data-render
 RENDER_RECORDER = """
 (() => {
@@ -82,6 +112,7 @@ RENDER_RECORDER = """
 class Site:
     server: RunningServer
     episode: str = ""
+    brittle: str = ""
     room: str = ""
     desync_room: str = ""
     fragile_room: str = ""
@@ -129,6 +160,9 @@ def site(browser, tmp_path_factory):
     write_kitchen(exps, max_steps=240, multiplayer={"network_from_url": True, "hash_every": 30})
     write_experiment(exps, "fragile", env_source=FRAGILE, players=["p0", "p1"],
                      controls={"ArrowLeft": "left", "ArrowRight": "right"}, start_key="Enter")
+    brittle = write_experiment(exps, "brittle", env_source=BRITTLE, env="env.py", max_steps=60,
+                               auto_start=True)
+    (brittle / "limit.txt").write_text("1000")
     server = start_server(work, experiments_dir=exps, env={
         "COPLAY_ADMIN_PASSWORD_HASH": hash_password(PASSWORD, n=2 ** 12), "COPLAY_ADMIN_TOKEN": TOKEN,
         "COPLAY_SECRET_KEY": "k" * 40, "FRAGILE_REPLAY": "1"})
@@ -137,13 +171,13 @@ def site(browser, tmp_path_factory):
     try:
         # the participants: one plays catch alone, two play the kitchen together
         pages = []
-        for path in ("/x/catch", "/x/kitchen", "/x/kitchen"):
+        for path in ("/x/catch", "/x/kitchen", "/x/kitchen", "/x/brittle"):
             ctx = browser.new_context()
             contexts.append(ctx)
             page = ctx.new_page()
             page.goto(server.url + path, wait_until="commit")
             pages.append((page, PageWatch(page)))
-        (solo, solo_watch), *pair = pages
+        (solo, _), *pair, (brittle_page, _) = pages
         for page, watch in pair:
             assert wait_stage(page, "ready", "error", timeout=120) == "ready", watch.dump()
         for page, _ in pair:
@@ -152,6 +186,7 @@ def site(browser, tmp_path_factory):
             assert wait_stage(page, "playing", "error", timeout=30) == "playing", watch.dump()
         for k in range(20):  # everyone presses keys: the records have inputs worth replaying
             solo.keyboard.press("ArrowLeft" if k % 3 else "ArrowRight")
+            brittle_page.keyboard.press("ArrowRight" if k % 3 else "ArrowLeft")
             mash_keys(pair[k % 2:] + pair[:k % 2], rounds=1)
         for page, watch in pages:
             assert wait_stage(page, "done", "error", timeout=120) == "done", watch.dump()
@@ -160,8 +195,10 @@ def site(browser, tmp_path_factory):
         found.extra["room_hashes"] = [body(page, "state-hash") for page, _ in pair]
         assert wait_until(lambda: body(solo, "saved") == "150", 15)
         stored = "SELECT episode_id FROM steps GROUP BY episode_id"
-        assert wait_until(lambda: len(server.query(stored)) == 3, 15)
-        found.episode = server.query("SELECT id FROM episodes WHERE client NOT LIKE '%room%'")[0][0]
+        assert wait_until(lambda: len(server.query(stored)) == 4, 15)
+        found.episode = server.query("SELECT id FROM episodes WHERE experiment = 'catch'")[0][0]
+        found.brittle = server.query("SELECT id FROM episodes WHERE experiment = 'brittle'")[0][0]
+        (brittle / "limit.txt").write_text("20")  # the env as edited after the study
         # (Playwright's sync API holds this thread's event loop: the clients get a thread of their own)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             pool.submit(asyncio.run, socket_rooms(found)).result(timeout=120)
@@ -309,6 +346,26 @@ def test_a_desync_or_replay_error_room_opens_at_its_first_bad_frame(browser, sit
     # the browser's Pyodide plays on past it, to the state the browsers reported
     assert body(page, "final-hash") == site.fragile_hash and body(page, "hash-match") == "1"
     assert watch.foreign_requests(server.url) == [] and not watch.errors, watch.dump()
+    ctx.close()
+
+
+def test_an_env_that_raises_in_the_viewer_ends_the_timeline_there(browser, site):
+    server = site.server
+    recorded = server.query("SELECT status, frames FROM episodes WHERE id = ?", site.brittle)
+    assert recorded == [("completed", 60)]
+    ctx, page, watch = admin_page(browser, server)
+    open_viewer(page, watch, server, f"/admin/replay/brittle/episode/{site.brittle}")
+    assert (body(page, "env-error-at"), body(page, "frames"), body(page, "frame")) == ("20", "20", "0")
+    notes = page.inner_text("#notes")
+    assert "stepping from frame 20 to 21" in notes and "past the limit of 20" in notes, notes
+    assert body(page, "final-hash") is None  # the record's end was never reached
+    seek(page, 7)
+    page.fill("#goto", "50")
+    page.click("#go")
+    assert wait_until(lambda: body(page, "frame") == "20", 10)  # as far as the env goes
+    seek(page, 3)
+    play_to_end(page)
+    assert body(page, "frame") == "20" and not watch.errors, watch.dump()
     ctx.close()
 
 
