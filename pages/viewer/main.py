@@ -207,8 +207,10 @@ class Viewer:
         target = self.timeline.clamp(target)
         self.heading = target
         while failures < 2:
-            at_end = target >= self.timeline.last
-            ops = self.timeline.plan(target, limit=MOST_STEPS, hash_end=at_end)
+            start = self.timeline.base_for(target)[0]
+            last_batch = target - start <= MOST_STEPS  # drawn (and hashed at the end) only then
+            ops = self.timeline.plan(target, limit=MOST_STEPS, render=last_batch,
+                                     hash_end=last_batch and target >= self.timeline.last)
             reply = await self.batch(ops)
             if reply is None:
                 failures += 1
