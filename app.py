@@ -28,6 +28,7 @@ from server.monitor.presence import Presence
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.relay import Relay
 from server.multiplayer.replay_pool import Replays
+from server.replay_viewer.routes import register_replay_viewer
 from server.settings import ROOT, ServerSettings
 from server.study.experiment import ExperimentError, load_experiments
 from server.study.flow import Flow
@@ -100,6 +101,8 @@ def create_app(settings: ServerSettings | None = None) -> socketio.ASGIApp:
                             password_hash=settings.admin_password_hash, secret_key=settings.secret_key)
     monitor = Monitor(sio, access, relay, presence, doors, store, experiments, settings.monitor_rtt_ms)
     register_monitor(quart, monitor, access)
+    register_replay_viewer(quart, experiments, packages, settings.database,
+                           _vendor_version(settings.vendor_dir))
 
     @quart.before_serving
     async def open_store() -> None:

@@ -87,6 +87,7 @@ def markdown(results: dict) -> str:
     lines += _policies_lines(results.get("policies"))
     lines += _reload_lines(results.get("reload"))
     lines += _monitor_lines(results.get("monitor"))
+    lines += _viewer_lines(results.get("viewer"))
     return "\n".join(lines)
 
 
@@ -237,6 +238,29 @@ def _monitor_lines(mo: dict | None) -> list[str]:
             "|---|---:|---:|---:|---:|",
             row("nobody watching (baseline)", mo["nobody_watching"]),
             row("an admin's monitor open", mo["admin_watching"])]
+
+
+def _viewer_lines(vw: dict | None) -> list[str]:
+    if not vw:
+        return []
+    snap, base = vw["viewer"], vw["baseline_no_snapshots"]
+    lines = ["", f"**Replay viewer** — a recorded two-player `kitchen` room of {vw['frames']:,} frames, seeks "
+             f"from the start and from the end alternately ({vw['seeks']} per figure, median; the page's own "
+             "time from the control to the frame drawn, the BATCH's time in the worker in brackets)", "",
+             f"| figure | viewer (snapshot every {snap['every']} frames) | baseline: replay from frame 0, "
+             "no snapshots (`?every=0`) | target |", "|---|---:|---:|---|"]
+    for target in vw["targets"]:
+        what = "a keyframe: restore + draw" if target % snap["every"] == 0 else \
+            f"{target % snap['every']} frames past a keyframe"
+        lines.append(f"| seek to frame {target:,} ({what}), ms | {snap[str(target)]['seek_ms']['median']:g} "
+                     f"({snap[str(target)]['worker_ms']['median']:g}) | {base[str(target)]['seek_ms']['median']:g} "
+                     f"({base[str(target)]['worker_ms']['median']:g}) | |")
+    lines += [f"| first pass when the viewer opens (every frame stepped, keyframes snapshotted), ms | "
+              f"{snap['index_ms']:g} | {base['index_ms']:g} | |",
+              f"| viewer page opened → ready, s | {snap['ready_s']:g} | {base['ready_s']:g} | |",
+              f"| final state hash equals the room's | {'yes' if snap['hash_match'] else 'no'} | "
+              f"{'yes' if base['hash_match'] else 'no'} | yes |"]
+    return lines
 
 
 def _replay_lines(rb: dict | None) -> list[str]:

@@ -26,6 +26,8 @@ Reload (issue 13): a page reloaded 30 s into a two-player episode: reload -> pla
 of which the rebuild from the room's record, beside the same page's first boot.
 Monitor (issue 13): one process's CPU at 100 rooms with nobody watching vs an admin's live
 monitor receiving the picture every second (interleaved trials), relay p99 beside each.
+Viewer (issue 13): the replay viewer's seek to frame 1,800 of a recorded 1,860-frame room
+(keyframe snapshots: restore + replay the rest), beside the same viewer replaying from frame 0.
 
 Run one part alone with ``--sections NAME`` (the others keep their last results).
 """
@@ -52,6 +54,7 @@ from bench import (
     reload,
     replay_burst,
     scenes,
+    viewer,
 )
 from bench.common import machine
 from bench.report import plot, update_readme
@@ -63,7 +66,7 @@ OUT = Path(__file__).resolve().parent
 
 
 SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies",
-            "reload", "monitor")
+            "reload", "monitor", "viewer")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -135,6 +138,8 @@ def main() -> int:
         results["reload"] = reload.run()
     if "monitor" in args.sections:
         results["monitor"] = monitor.run()
+    if "viewer" in args.sections:
+        results["viewer"] = viewer.run()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     dates = results.setdefault("dates", {s: results.get("date", now) for s in SECTIONS if s in results
                                          or (s == "foundation" and "figures" in results)})

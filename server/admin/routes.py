@@ -69,6 +69,29 @@ def _zip_export(database: Path, exp: Experiment) -> bytes:
         return buffer.getvalue()
 
 
+class AdminGate:
+    """The admin check for researcher-only routes registered elsewhere (server/replay_viewer/):
+    ``register_admin`` keeps one in ``app.extensions["coplay_admin"]``."""
+
+    def __init__(self, enabled: bool, allowed):
+        self.enabled = enabled
+        self._allowed = allowed  # () -> bool: a signed-in session or the bearer token
+
+    def denied(self) -> Response | None:
+        """None for an admin; else the answer: 404 with admin access off (nothing to find),
+        401 for anyone else."""
+        if not self.enabled:
+            return Response("not found", status=404, mimetype="text/plain")
+        if self._allowed():
+            return None
+        return Response("admin login (/admin/login) or token required", status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="coplay-admin"'})
+
+
+def require_admin(app: Quart) -> AdminGate:
+    return app.extensions["coplay_admin"]
+
+
 class LoginThrottle:
     """Per-client failed-login counter: the first `free` failures cost nothing, then each
     further one locks that client out for base * 2**k seconds (at most `cap`). In-process only."""
@@ -221,6 +244,8 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
             return False
         return isinstance(at, (int, float)) and 0 <= time.time() - at < SESSION_LIFETIME.total_seconds()
 
+    app.extensions["coplay_admin"] = AdminGate(enabled, lambda: logged_in() or _bearer_ok(token))
+
     def csrf_token() -> str:
         if not isinstance(session.get("csrf"), str):
             session["csrf"] = secrets.token_urlsafe(32)
@@ -251,7 +276,8 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
             response.headers["Cache-Control"] = "no-store"
             response.headers["Referrer-Policy"] = "no-referrer"
             response.headers["X-Frame-Options"] = "DENY"
-            response.headers["Content-Security-Policy"] = PAGE_CSP.get(request.path, STRICT_CSP)
+            # a page that runs PyScript sets its own (the replay viewer), or is listed in PAGE_CSP
+            response.headers.setdefault("Content-Security-Policy", PAGE_CSP.get(request.path, STRICT_CSP))
         return response
 
     @app.get("/admin/login")

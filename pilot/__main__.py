@@ -1,0 +1,181 @@
+"""``python -m pilot EXPERIMENT --participants N --concurrency C [--url URL]`` (or
+``nox -s pilot -- …``): simulated participants walk the study; exits 1 with the reasons
+when a participant hit an error, a room did not end ``completed`` or a data check failed.
+
+Without --url the pilot starts a server of its own on a throwaway database (the
+experiments folder given, default experiments/), and checks the data there. With --url it
+drives that deployment; the data checks then need --database (the server's setting) and
+the export check --admin-token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import html
+import json
+import re
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from sqlalchemy import text
+
+from pilot.checks import check_data, check_export
+from pilot.local import ROOT, free_port, launch
+from pilot.participant import Options, Outcome, SimulatedParticipant
+from pilot.report import build_report, table
+from server.data.storage import create_engine
+
+CONFIG = re.compile(r'<script type="application/json" id="coplay-config">(.*?)</script>', re.S)
+
+
+def page_config(url: str, experiment: str) -> dict[str, Any]:
+    """What the experiment's page is given (its games, screening, upload size): read from the
+    page itself, as a browser would."""
+    with urllib.request.urlopen(f"{url}/x/{experiment}", timeout=30) as response:
+        page = response.read().decode()
+    match = CONFIG.search(page)
+    if match is None:
+        raise RuntimeError(f"{url}/x/{experiment} is not a Coplay experiment page")
+    return json.loads(html.unescape(match.group(1)))
+
+
+async def run_participants(
+    opts: Options, cfg: dict[str, Any], count: int, concurrency: int, arrive_every: float
+) -> list[Outcome]:
+    gate = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession() as http:
+
+        async def one(index: int) -> Outcome:
+            await asyncio.sleep(index * arrive_every)
+            async with gate:
+                return await SimulatedParticipant(index, opts, cfg, http).run()
+
+        return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def room_statuses(database: str | Path, outcomes: list[Outcome]) -> dict[str, str | None]:
+    ids = sorted({e["room"] for o in outcomes for e in o.episodes if e.get("room")})
+    if not ids:
+        return {}
+    engine = create_engine(database, readonly=True)
+    try:
+        async with engine.connect() as conn:
+            result = await conn.execute(text("SELECT id, status FROM rooms"))
+            rows = {rid: status for rid, status in result.all()}
+    finally:
+        await engine.dispose()
+    return {rid: rows.get(rid) for rid in ids}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pilot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("experiment")
+    parser.add_argument("--participants", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=10, help="participants in the study at once")
+    parser.add_argument("--url", help="a running deployment (default: a server of the pilot's own)")
+    parser.add_argument("--experiments-dir", type=Path, default=ROOT / "experiments")
+    parser.add_argument("--database", help="with --url: the server's database, for the data checks")
+    parser.add_argument("--admin-token", help="with --url: COPLAY_ADMIN_TOKEN, for the export check")
+    parser.add_argument("--decline", type=float, default=0.0, help="share of participants declining consent")
+    parser.add_argument(
+        "--policy", help="an experiment policy for the participants' own seats (default random)"
+    )
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="frame rate multiplier (default 1: real time)"
+    )
+    parser.add_argument(
+        "--net-delay", type=float, help="rooms behind the relay's network shaping (ms one way)"
+    )
+    parser.add_argument("--arrive-every", type=float, default=0.2, help="seconds between arrivals")
+    parser.add_argument("--json", type=Path, help="write the report here as JSON")
+    return parser.parse_args(argv)
+
+
+async def pilot(args: argparse.Namespace, url: str, database: str | Path | None, token: str | None) -> dict:
+    run_id = secrets.token_hex(3)
+    files = tempfile.mkdtemp(prefix="coplay-pilot-files-")
+    opts = Options(
+        url=url,
+        experiment=args.experiment,
+        run_id=run_id,
+        decline=args.decline,
+        policy=args.policy,
+        speed=args.speed,
+        files_root=files,
+        net={"delay_ms": args.net_delay} if args.net_delay else None,
+    )
+    started = time.monotonic()
+    try:
+        cfg = page_config(url, args.experiment)
+        outcomes = await run_participants(opts, cfg, args.participants, args.concurrency, args.arrive_every)
+    finally:
+        shutil.rmtree(files, ignore_errors=True)
+    checks: list[dict[str, Any]] = []
+    rooms: dict[str, str | None] = {}
+    if database is not None:
+        rooms = await room_statuses(database, outcomes)
+        checks = await check_data(database, args.experiment, outcomes)
+        if token is not None:
+            checks.append(await check_export(url, database, args.experiment, token, outcomes))
+    else:
+        rooms = {e["room"]: e.get("room_status") for o in outcomes for e in o.episodes if e.get("room")}
+        checks.append(
+            {"check": "data", "ok": True, "detail": "not checked: give --database (and --admin-token)"}
+        )
+    return build_report(args.experiment, outcomes, rooms, checks, time.monotonic() - started)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    server = None
+    if args.url:
+        url, database, token = args.url.rstrip("/"), args.database, args.admin_token
+    else:
+        work = Path(tempfile.mkdtemp(prefix="coplay-pilot-"))
+        port, token = free_port(), secrets.token_urlsafe(24)
+        database = work / "pilot.sqlite"
+        server = launch(
+            [
+                "--port",
+                str(port),
+                "--database",
+                str(database),
+                "--experiments-dir",
+                str(args.experiments_dir),
+            ],
+            work / "server.log",
+            env={
+                "COPLAY_ADMIN_TOKEN": token,
+                "COPLAY_MAX_CONNECTIONS_PER_IP": "100000",
+                "COPLAY_MAX_ROOMS_PER_IP": "100000",
+            },
+            wait=60,
+        )
+        url = f"http://127.0.0.1:{port}"
+        print(
+            f"pilot: server of its own at {url}, database {database} (log {work / 'server.log'})",
+            file=sys.stderr,
+        )
+    try:
+        report = asyncio.run(pilot(args, url, database, token))
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(15)
+    print(table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1) + "\n")
+    return 0 if report["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

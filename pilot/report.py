@@ -1,0 +1,73 @@
+"""The pilot's report: per scene how many reached it, how they left it and how long it took;
+the participants' outcomes and errors; the rooms by status; the data checks. As a terminal
+table and as JSON; ``failures`` lists what makes the pilot fail."""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from typing import Any
+
+from pilot.participant import Outcome
+
+
+def build_report(
+    experiment: str,
+    outcomes: list[Outcome],
+    rooms: dict[str, str | None],
+    checks: list[dict[str, Any]],
+    seconds: float,
+) -> dict[str, Any]:
+    scenes: dict[str, dict[str, Any]] = {}
+    for o in outcomes:
+        for s in o.scenes:
+            entry = scenes.setdefault(
+                s["id"], {"type": s["type"], "reached": 0, "outcomes": Counter(), "seconds": []}
+            )
+            entry["reached"] += 1
+            entry["outcomes"][s["outcome"]] += 1
+            entry["seconds"].append(s["seconds"])
+    for entry in scenes.values():
+        entry["outcomes"] = dict(entry["outcomes"])
+        entry["median_s"] = round(statistics.median(entry.pop("seconds")), 2)
+    errors = [{"participant": o.participant, "error": o.error} for o in outcomes if o.outcome == "error"]
+    room_status = dict(Counter(str(s) for s in rooms.values()))
+    failures = [f"{e['participant']}: {e['error']}" for e in errors]
+    failures += [f"room {rid}: {status}" for rid, status in rooms.items() if status != "completed"]
+    failures += [f"check failed: {c['check']}: {c['detail']}" for c in checks if not c["ok"]]
+    return {
+        "experiment": experiment,
+        "participants": len(outcomes),
+        "seconds": round(seconds, 1),
+        "outcomes": dict(Counter(o.outcome for o in outcomes)),
+        "scenes": scenes,
+        "errors": errors,
+        "rooms": room_status,
+        "checks": checks,
+        "failures": failures,
+        "ok": not failures,
+    }
+
+
+def table(report: dict[str, Any]) -> str:
+    lines = [
+        f"Pilot of {report['experiment']}: {report['participants']} participants in {report['seconds']} s",
+        "",
+        f"{'scene':<16} {'type':<13} {'reached':>7}  {'median s':>8}  outcomes",
+    ]
+    for sid, s in report["scenes"].items():
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(s["outcomes"].items()))
+        lines.append(f"{sid:<16} {s['type']:<13} {s['reached']:>7}  {s['median_s']:>8}  {outcomes}")
+    lines += [
+        "",
+        "participants: " + ", ".join(f"{k} {v}" for k, v in sorted(report["outcomes"].items())),
+        "rooms: " + (", ".join(f"{k} {v}" for k, v in sorted(report["rooms"].items())) or "none"),
+        "",
+    ]
+    for check in report["checks"]:
+        lines.append(f"[{'ok' if check['ok'] else 'FAIL'}] {check['check']}: {check['detail']}")
+    if report["failures"]:
+        lines += ["", "The pilot FAILED:"] + [f"  - {f}" for f in report["failures"][:30]]
+    else:
+        lines += ["", "The pilot passed: the study runs and its data is complete."]
+    return "\n".join(lines)
