@@ -7,6 +7,7 @@ import asyncio
 
 from pages.jsbridge import mark, now_ms, sleep_ms
 from protocol import messages as m
+from protocol.scenes import seat_policies
 
 
 class GamePreparer:
@@ -74,17 +75,6 @@ class GamePreparer:
         self.ui.boot_stage("booted")
         mark("scene-playable:" + scene_id)
         return channel
-
-
-def seat_policies(game):
-    """The AI seats' policies, and in a room the stand-in policy for every person's seat
-    (this browser may have to host it if that person drops out)."""
-    partners = dict(game["partners"] or {})
-    stand_in = game.get("stand_in")
-    if stand_in and game["multiplayer"] is not None:
-        for seat in game["humans"]:
-            partners[seat] = stand_in
-    return partners or None
 
 
 def between_text(game, episode, score):

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pilot.local import ROOT, free_port, launch
 
 
 @dataclass
@@ -59,28 +48,14 @@ def start_server(workdir: Path, *, experiments_dir: Path | None = None, pyscript
     port = port or free_port()
     database = database or workdir / "coplay.sqlite"
     log_path = workdir / f"server-{port}.log"
-    args = [sys.executable, str(ROOT / "app.py"), "--port", str(port), "--database", str(database)]
+    args = ["--port", str(port), "--database", str(database)]
     if experiments_dir is not None:
         args += ["--experiments-dir", str(experiments_dir)]
     if pyscript_toml is not None:
         args += ["--pyscript-toml", str(pyscript_toml)]
     args += extra_args or []
-    log_file = log_path.open("w")
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
-        try:
-            with urllib.request.urlopen(url + "/healthz", timeout=1) as resp:
-                if resp.status == 200:
-                    return RunningServer(url, port, database, proc, log_path)
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError(f"server did not answer within {wait}s:\n{log_path.read_text()}")
+    proc = launch(args, log_path, env, wait)
+    return RunningServer(f"http://127.0.0.1:{port}", port, database, proc, log_path)
 
 
 KITCHEN_CONTROLS = {"ArrowUp": "up", "ArrowDown": "down", "ArrowLeft": "left", "ArrowRight": "right",

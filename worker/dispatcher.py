@@ -23,8 +23,9 @@ class Dispatcher:
     the current one plays; RESET with a slot makes it the one STEP and BATCH drive."""
 
     def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None, post_frames=None,
-                 onnx_runner=None):
+                 onnx_runner=None, files_root=FILES_ROOT):
         self.post = post
+        self.files_root = files_root  # where the experiment's files go (CPython: a folder of its own)
         # CPython callers that draw nothing may leave it out: the pixels are dropped
         self.post_frames = post_frames or (lambda text, frames: post(text))
         self.clock = clock
@@ -159,7 +160,7 @@ class Dispatcher:
         """Lay the experiment's files out in the worker's file system (fetched once per
         visit, again only when their content changed), then run the env's code from there:
         its sibling modules import and its data files open as they do in CPython."""
-        base = FILES_ROOT + "/" + msg["root"]
+        base = self.files_root + "/" + msg["root"]
         files = msg.get("files") or []
         for index, entry in enumerate(files):
             await self._write_file(base + "/" + entry["path"], entry["url"])

@@ -305,6 +305,7 @@ class EnvHost:
                     results.append(self.restore(op["frame"]))
                 elif kind == m.OP_STEP:
                     results.append(self.step(op["actions"], render=bool(op.get("render")),
+                                             include_obs=bool(op.get("include_obs")),
                                              recorded=bool(op.get("recorded"))))
                 elif kind == m.OP_SNAPSHOT:
                     results.append(self.snapshot())

@@ -272,9 +272,7 @@ class Relay:
         key = next((q for q, seats in self.mm.queues.items() if any(s.sid == sid for s in seats)), None)
         if key is None:
             return False
-        timer = self.wait_timers.pop(sid, None)
-        if timer is not None:
-            timer.cancel()
+        self._cancel_wait(sid)
         group = None
         if "#" in key:  # a group's waiting room: its members' earlier seats
             pid = next(s.participant_id for s in self.mm.queues[key] if s.sid == sid)
