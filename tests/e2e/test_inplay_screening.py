@@ -79,7 +79,7 @@ def test_a_connection_that_turns_slow_mid_game_is_warned_then_excluded(tmp_path,
     for seen in (warning, out):  # the run of round trips that decided it, each over the limit
         assert len(seen["rtt_ms"]) == 2 and min(seen["rtt_ms"]) > 350, seen
         assert seen["max_rtt_ms"] == 150 and seen["rtt_window"] == 2
-    assert out["frame"] > warning["frame"] and out["frame"] > warned_at - 60
+    assert warning["frame"] <= warned_at < out["frame"]  # played on between the two
 
 
 def test_a_tab_hidden_too_long_is_warned_then_excluded(tmp_path, servers, new_page):
@@ -98,7 +98,7 @@ def test_a_tab_hidden_too_long_is_warned_then_excluded(tmp_path, servers, new_pa
     warnings = [w for _, w in events(server, "inplay_warning")]
     assert [w["rule"] for w in warnings] == ["tab_away", "tab_away"]  # once per absence
     assert all(2 <= w["hidden_s"] < 5 for w in warnings), warnings
-    assert 5 <= out["hidden_s"] < 7 and out["frame"] > warnings[0]["frame"], out
+    assert 5 <= out["hidden_s"] < 8 and out["frame"] > warnings[0]["frame"], out
 
 
 @pytest.mark.parametrize("dropout", ["end", "stand_in"])
