@@ -98,10 +98,18 @@ async def play_episode(game, episode_info, channel, ctx, ui, deadline=None, resu
     state = {"frame": 0, "total_reward": 0.0, "time_up": False}
     if resumed is not None and resumed["steps"]:
         await replay_recorded(resumed, game, channel, ctx, ui, state)
+    meter = None
+    if (cfg.get("screening") or {}).get("during_play"):  # in-play screening: the server watches
+        import asyncio
+
+        from pages.vitals import RttMeter
+
+        meter = RttMeter(ctx.socket, episode_info["scene_id"], episode_id=episode_id, state=state, ui=ui)
+        asyncio.create_task(meter.run())
     ui.set_stage("playing")
     ui.playing()
     try:
-        await run_frames(game, channel, ctx.renderer, ctx.selector, uploader, ui, state, deadline)
+        await run_frames(game, channel, ctx.renderer, ctx.selector, uploader, ui, state, deadline, meter)
     except Exception as exc:
         # The env, a policy or the worker failed: keep every step already taken, record what
         # failed with the episode, then report it on the page.
@@ -109,18 +117,28 @@ async def play_episode(game, episode_info, channel, ctx, ui, deadline=None, resu
                                         "detail": {"message": str(exc), "frame": state["frame"]}})
         await uploader.finish("error", state["frame"], state["total_reward"], timeout_ms=3000)
         raise
+    finally:
+        if meter is not None:
+            meter.running = False
     js.window.localStorage.removeItem(_episode_key(cfg, episode_info["scene_id"]))
     frame = state["frame"]
     total_reward = state["total_reward"]
+    if meter is not None and meter.excluded is not None:
+        from pages.vitals import excluded_result
+
+        saved = await uploader.finish("excluded", frame, total_reward)
+        return excluded_result(meter.excluded, saved)
     saved = await uploader.finish("time_limit" if state["time_up"] else "completed", frame, total_reward)
     return {"episode_id": episode_id, "frames": frame, "total_reward": total_reward, "saved": saved}
 
 
-async def run_frames(game, channel, renderer, selector, uploader, ui, state, time_limit=None):
+async def run_frames(game, channel, renderer, selector, uploader, ui, state, time_limit=None, meter=None):
     players = game["players"]
     frame_ms = 1000 / game["fps"]
     deadline = now_ms()
     while True:
+        if meter is not None and meter.excluded is not None:
+            return  # in-play screening excluded the participant (pages/vitals.py)
         if time_limit is not None and now_ms() >= time_limit:
             state["time_up"] = True
             return

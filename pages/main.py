@@ -272,8 +272,10 @@ async def run_scenes(visit, preparer, ids, hello):
             preparer.prepare_next(plan, index)
             result = await play_scene(scene, game, channel, visit, ui)
             outcome = result.get("outcome", "completed")
-            if outcome == "wait_timeout":
-                return result  # nothing more to do here: the fallback takes over
+            if outcome in ("wait_timeout", "screened_out"):
+                # nothing more to do here: the fallback takes over, or in-play screening
+                # excluded the participant (their progress ended on the server)
+                return result
         else:
             preparer.prepare_next(plan, index)
             if kind == "consent":

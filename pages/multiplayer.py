@@ -11,10 +11,10 @@ from pages.jsbridge import log, new_id, now_ms, sleep_ms, try_set_item, wait_on
 from pages.netcode import InputConflict, RollbackSession
 from pages.outbox import Uploader
 from pages.ping import median_ping_ms, shaped_ping_ms
+from pages.vitals import RttMeter, excluded_result
 from protocol import messages as m
 
 REDUNDANT_INPUTS = 8  # each input message repeats the last few, so one lost message costs nothing
-RTT_EVERY_MS = 1000
 CATCH_UP_FRAMES = 300  # frames per BATCH while a reloaded page rebuilds the game
 MATCH_PINGS = 5  # round trips measured before joining, with latency-aware matching
 
@@ -156,35 +156,6 @@ class RoomEvents:
             self.ui.attr("replay-error", msg["replay_error"])
 
 
-class RttMeter:
-    """Pings the server every RTT_EVERY_MS; each ping carries the page's vitals (its last
-    RTT, frame, rollbacks, tab hidden) for the live monitor."""
-
-    def __init__(self, socket, scene=None, session=None):
-        self.socket = socket
-        self.rtt_ms = 0.0
-        self.running = True
-        self.scene = scene
-        self.session = session
-
-    def vitals(self):
-        out = {"rtt_ms": round(self.rtt_ms, 2), "hidden": bool(js.document.hidden)}
-        if self.scene:
-            out["scene"] = self.scene
-        if self.session is not None:
-            out.update(frame=self.session.frame, rollbacks=self.session.stats["rollbacks"],
-                       stalls=self.session.stats["stalls"])
-        return out
-
-    async def run(self):
-        while self.running:
-            sent = now_ms()
-            ack = await self.socket.call("rtt", {"t": sent, "vitals": self.vitals()}, timeout_ms=5000)
-            if ack.get("ok"):
-                self.rtt_ms = now_ms() - sent
-            await sleep_ms(RTT_EVERY_MS)
-
-
 async def reclaim_seat(socket, ui, experiment, scene_id):
     """After a reload: take the seat this participant held back (by its token), with the
     room's record so far. None when there is no such seat any more."""
@@ -255,7 +226,7 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui, resumed=None):
     uploader = Uploader(outbox, episode_id, cfg["upload_every"])
     if resumed is not None:
         await catch_up(resumed, session, channel, renderer, socket, events, uploader, ui)
-    meter = RttMeter(socket, episode_info["scene_id"], session)
+    meter = RttMeter(socket, episode_info["scene_id"], session, episode_id, ui=ui)
     rtt_task = asyncio.create_task(meter.run())
     clock = WorkerClock(1000 / game["fps"])
     ui.attr("clock", await clock.start())
@@ -282,13 +253,15 @@ async def play_multiplayer(game, episode_info, channel, ctx, ui, resumed=None):
         ui.attr("state-hash", final)
         await socket.call("state_hash", {"frame": end, "hash": final, "final": True})
     forget_seat(cfg["experiment"], episode_info["scene_id"])
-    saved = await uploader.finish("completed" if outcome == "completed" else "abandoned",
-                                  session.emitted_upto, total)
+    status = outcome if outcome in ("completed", "excluded") else "abandoned"
+    saved = await uploader.finish(status, session.emitted_upto, total)
     waited = 0
     while outcome == "completed" and events.result is None and waited < 5000:
         await sleep_ms(50)
         waited += 50
     await rtt_task
+    if outcome == "excluded":  # in-play screening: the server has handed the seat to the dropout policy
+        return excluded_result(meter.excluded, saved)
     return {"outcome": outcome, "state_hash": final, "saved": saved, "stats": session.stats,
             "total_reward": total,
             "result": events.result, "partner_left": events.partner_left}
@@ -396,6 +369,8 @@ async def run_ticks(game, mp, channel, renderer, selector, socket, ui, session, 
             await host_handed_over(events, session, channel, socket, recent_ai)
         if events.partner_left is not None:
             return "partner_left", total
+        if meter.excluded is not None:
+            return "excluded", total
         if events.hidden_since is not None and now_ms() - events.hidden_since > focus_limit_ms:
             return "focus_lost", total
         if session.finished():

@@ -190,8 +190,12 @@ START_EPISODE = text(
 EPISODE_OWNER = text("SELECT participant_id FROM episodes WHERE id = :id")
 EPISODE_FOR_RESUME = text("SELECT seed, status FROM episodes WHERE id = :id")
 EPISODE_ACTIONS = text("SELECT frame, actions, rewards FROM steps WHERE episode_id = :id ORDER BY frame")
-END_EPISODE = text("UPDATE episodes SET ended = :now, status = :status, frames = :frames,"
-                   " total_reward = :reward WHERE id = :id")
+# an episode the server ended with ``excluded`` (in-play screening) keeps that status
+END_EPISODE = text("UPDATE episodes SET ended = :now,"
+                   " status = CASE WHEN status = 'excluded' THEN status ELSE :status END,"
+                   " frames = :frames, total_reward = :reward WHERE id = :id")
+EXCLUDE_EPISODE = text("UPDATE episodes SET ended = :now, status = 'excluded',"
+                       " frames = COALESCE(:frames, frames) WHERE id = :id")
 GET_CONDITION = text("SELECT condition FROM participants WHERE id = :pid AND experiment = :e")
 CONDITION_COUNTS = text("SELECT condition, count(*) FROM participants WHERE experiment = :e"
                         " GROUP BY condition")
@@ -324,6 +328,10 @@ class Store:
     async def end_episode(self, eid: str, status: str, frames: int, total_reward: float) -> None:
         await self._write(END_EPISODE, {"now": time.time(), "status": status, "frames": frames,
                                         "reward": total_reward, "id": eid})
+
+    async def exclude_episode(self, eid: str, frames: int | None) -> None:
+        """The server ended the episode: its participant was excluded while playing it."""
+        await self._write(EXCLUDE_EPISODE, {"now": time.time(), "frames": frames, "id": eid})
 
     async def assign_condition(self, pid: str, experiment: str, names: list[str]) -> str:
         """The participant's condition; a newcomer gets the least-used one (ties: the first

@@ -18,13 +18,20 @@ from server.multiplayer.replay_pool import Replays
 from server.multiplayer.rooms import LatencyRule, Matchmaker, Room, RoomError, Seat, group_queue, room_key
 from server.study.experiment import Experiment
 from server.study.games import GameSpec
-from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash
+from server.study.inplay import InPlay
+from server.transport.events import FetchInputs, InputMsg, MpJoin, MpLeave, MpRejoin, Rtt, StateHash, Strict
 from server.transport.socket_server import SocketServer
 from server.transport.sockets import Rejected, SocketHandlers
 
 log = logging.getLogger("coplay.relay")
 
 ENDED_BY_RESEARCHER = "The researcher ended this game. Your data has been saved — thank you!"
+
+
+class Exclusion(Strict):
+    """In-play screening excluded the participant of a socket (server/study/inplay.py): not a
+    page's event, only routed to the process holding the rooms."""
+    reason: str
 
 
 def queue_key(experiment: str, condition: str | None, scene: str) -> str:
@@ -79,7 +86,7 @@ class Relay:
         self.rng = random.Random()
         self.stats = {"relayed": 0, "dropped": 0, "rooms_started": 0, "rooms_finished": 0, "away": 0,
                       "rejoined": 0, "resumed": 0, "stand_ins": 0, "replay_errors": 0,
-                      "matched_latency": 0, "matched_fallback": 0}
+                      "matched_latency": 0, "matched_fallback": 0, "excluded": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
         self.max_rooms_per_ip = max_rooms_per_ip
@@ -97,6 +104,11 @@ class Relay:
             cluster.refuse = sockets.refuse
             cluster.deliver = self._emit
         sockets.register("rtt", Rtt, self.rtt)
+        exclude = self.exclude_seat  # where the rooms are: with several processes, the coordinator
+        if cluster is not None:
+            exclude = cluster.route("inplay_exclude", Exclusion, exclude)
+        self.inplay = InPlay(store, experiments,
+                             lambda sid, session, reason: exclude(sid, session, Exclusion(reason=reason)))
         sockets.disconnect_hooks.append(
             cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)
 
@@ -364,11 +376,19 @@ class Relay:
         return {"ok": True, "inputs": others_inputs(room, player, since)}
 
     async def rtt(self, sid: str, session: dict, p: Rtt) -> dict:
+        """A page's RTT ping, with its vitals while it plays: kept for the monitor and checked
+        by in-play screening, whose decision (a warning or the exclusion) rides on the ack."""
+        decision = None
         if p.vitals is not None:
-            self.presence.report(sid, p.vitals.model_dump(exclude_none=True))
+            vitals = p.vitals.model_dump(exclude_none=True)
+            self.presence.report(sid, vitals)
+            decision = await self.inplay.check(sid, session, vitals)
         if p.shape_ms and self.experiments[session["experiment"]].multiplayer.network_from_url:
             await asyncio.sleep(p.shape_ms / 1000)
-        return {"ok": True, "t": p.t}
+        ack = {"ok": True, "t": p.t}
+        if decision is not None:
+            ack["inplay"] = decision
+        return ack
 
     async def state_hash(self, sid: str, session: dict, p: StateHash) -> dict:
         room, player = self._room_and_player(sid)
@@ -557,6 +577,27 @@ class Relay:
             room.record_inputs(player, fresh)
             for chunk in range(0, len(fresh), 32):  # an input message carries at most 32
                 await self._relay(room, player, upto, fresh[chunk:chunk + 32])
+
+    async def exclude_seat(self, sid: str, session: dict, p: Exclusion) -> dict:
+        """In-play screening excluded this socket's participant: their seat, if they are in a
+        room, goes to the room's dropout policy, as for a partner who did not come back — a
+        stand-in plays it on (``stand_in``), or the room ends for everyone (``end``) and the
+        others are told with the dropout message. Nothing more of theirs is recorded."""
+        room = self.mm.room_for(sid)
+        player = room.player_of(sid) if room is not None else None
+        if room is None or player is None or room.status != "playing":
+            return {"ok": True}
+        self.stats["excluded"] += 1
+        mp = self._game(room.experiment).multiplayer
+        if mp.dropout == "stand_in" and room.reporting() != [player]:
+            self.mm.room_of_sid.pop(sid, None)  # its page's inputs are refused from now on
+            await self._stand_in(room, player)
+            return {"ok": True}
+        notice = {"player": player, "reason": "excluded", "message": mp.dropout_message}
+        if mp.dropout_completion_code:
+            notice["completion_code"] = mp.dropout_completion_code
+        await self._end_room(room, player, f"{player}: excluded ({p.reason})", notice)
+        return {"ok": True}
 
     async def _abandon(self, sid: str, reason: str) -> None:
         """A player is gone mid-episode: end the room for everyone, keep its inputs."""

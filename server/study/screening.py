@@ -2,19 +2,49 @@
 window size, the browser features it has, the median round trip of a few pings) and the
 server decides against the experiment's ``screening`` settings, so the rules live in one
 place and every exclusion is stored with its reason. An excluded participant's progress is
-set past the last scene with the outcome ``screened_out``: a reload shows the message again."""
+set past the last scene with the outcome ``screened_out``: a reload shows the message again.
+``during_play`` (``DuringPlay``) holds the rules checked while a game runs (server/study/inplay.py)."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 # phones and tablets, as their browsers name themselves
 MOBILE = re.compile(r"Mobi|Android|iPhone|iPad|iPod|Tablet|Silk|Kindle|Opera Mini", re.IGNORECASE)
 BROWSER_VERSION = re.compile(r"(Firefox|Chrome|Chromium|Edg|Version)/(\d+)")
 FEATURES = ("WebAssembly", "Worker", "SharedArrayBuffer", "crossOriginIsolated")
+
+
+class DuringPlay(BaseModel):
+    """``screening.during_play``: the rules checked while a game runs, from the vitals the
+    page sends with its RTT pings (every RTT_EVERY_MS, 1 s). Each rule is off until set.
+
+    RTT: ``rtt_window`` *consecutive* pings over ``max_rtt_ms`` (one ping under it starts the
+    count again) bring a warning on the page; the next such run, at any later time in the
+    visit, excludes the participant. Tab away: hidden for ``tab_away_warn_s`` brings a warning
+    (once per absence, shown at once and still there on return), hidden for
+    ``tab_away_exclude_s`` excludes. Exclusion ends the participant's progress like entry
+    screening, with the same ``message``, ``completion_code`` and ``redirect``."""
+
+    model_config = ConfigDict(extra="forbid")
+    max_rtt_ms: float | None = Field(default=None, gt=0)
+    rtt_window: int = Field(5, ge=1, le=600)
+    tab_away_warn_s: float | None = Field(default=None, gt=0)
+    tab_away_exclude_s: float | None = Field(default=None, gt=0)
+    rtt_warning: str = "Your connection is slow, so the game may lag. If it stays slow, the study will end."
+    tab_away_warning: str = ("Please keep this tab in front while you play: if it stays in the background "
+                             "too long, the study will end.")
+
+    @field_validator("tab_away_exclude_s")
+    @classmethod
+    def _after_the_warning(cls, value: float | None, info: ValidationInfo) -> float | None:
+        warn = info.data.get("tab_away_warn_s")
+        if value is not None and warn is not None and value <= warn:
+            raise ValueError(f"must be longer than tab_away_warn_s ({warn:g} s), or the warning never shows")
+        return value
 
 
 class Screening(BaseModel):
@@ -30,6 +60,7 @@ class Screening(BaseModel):
     message: str = "Sorry, this study cannot run on your device or connection. Thank you for your interest."
     completion_code: str | None = None
     redirect: str | None = None
+    during_play: DuringPlay | None = None  # checks while a game runs; None: none
 
 
 class Facts(BaseModel):
@@ -71,4 +102,6 @@ def page_rules(rules: Screening | None) -> dict[str, Any] | None:
     """What the page needs to gather the facts (the decision stays on the server)."""
     if rules is None:
         return None
-    return {"pings": rules.pings if rules.max_ping_ms is not None else 0}
+    # during_play: single-player games run the RTT meter too (multiplayer pages always do)
+    return {"pings": rules.pings if rules.max_ping_ms is not None else 0,
+            "during_play": rules.during_play is not None}

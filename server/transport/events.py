@@ -78,7 +78,7 @@ class StepBatch(msgspec.Struct, forbid_unknown_fields=True):
 
 class EpisodeEnd(Sequenced):
     episode_id: str = ID
-    status: Literal["completed", "error", "abandoned", "time_limit"]
+    status: Literal["completed", "error", "abandoned", "time_limit", "excluded"]
     frames: int = Field(ge=0, le=10_000_000)
     total_reward: float = 0.0
 
@@ -159,6 +159,7 @@ class Vitals(Strict):
     stalls: int | None = Field(None, ge=0, le=100_000_000)
     hidden: bool | None = None
     scene: str | None = Field(None, pattern=r"^[a-z0-9_-]{1,40}$")
+    episode_id: str | None = Field(None, min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 class Rtt(Strict):

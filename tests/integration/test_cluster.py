@@ -33,6 +33,11 @@ def two_processes(tmp_path_factory):
     experiments = workdir / "experiments"
     write_experiment(experiments, "duo", env_source=KITCHEN_SOURCE, players=PLAYERS, default_action="noop",
                      env_config=KITCHEN_CONFIG, multiplayer={"reconnect_timeout": 5})
+    # in-play screening: one slow ping warns, the next excludes (server/study/inplay.py)
+    write_experiment(experiments, "watched", env_source=KITCHEN_SOURCE, players=PLAYERS,
+                     default_action="noop", env_config=KITCHEN_CONFIG,
+                     screening={"during_play": {"max_rtt_ms": 100, "rtt_window": 1}, "message": "out"},
+                     multiplayer={"dropout_message": "partner out"})
     env = {"COPLAY_REDIS_URL": redis.url}
     servers = []
     try:
@@ -46,10 +51,10 @@ def two_processes(tmp_path_factory):
 
 
 @contextlib.asynccontextmanager
-async def room_across(two_processes, tag: str):
+async def room_across(two_processes, tag: str, experiment: str = "duo"):
     """p0 connected to the first process, p1 to the second, matched into one room."""
     a, b = two_processes
-    c0, c1 = Client(a.url, "duo"), Client(b.url, "duo")
+    c0, c1 = Client(a.url, experiment), Client(b.url, experiment)
     await c0.connect()
     await c1.connect()
     try:
@@ -140,3 +145,29 @@ async def test_a_refused_input_forwarded_to_the_coordinator_comes_back_as_server
             await client.call("input", {"frame": 2, "inputs": [[2, "down"]], "adv": 0})  # rewrites frame 2
             errors = await client.wait_for("server_error")
             assert errors == [{"event": "input", "error": "frame 2 already has a different input"}]
+
+
+@pytest.mark.parametrize("excluded", [0, 1])
+async def test_a_player_excluded_in_play_on_either_process_ends_the_room_for_the_partner(two_processes,
+                                                                                         excluded):
+    """The exclusion is decided where the slow player's socket is and acted on where the room
+    is: the partner, on the other process, hears of it with the dropout message."""
+    async with room_across(two_processes, f"watched-{excluded}", "watched") as pair:
+        slow, partner = pair[excluded], pair[1 - excluded]
+        episode = f"ep-watched-{excluded}-{excluded}"
+        assert (await slow.call("episode_start", {"episode_id": episode, "seed": 1}))["ok"]
+        vitals = {"rtt_ms": 450.0, "hidden": False, "scene": "game-0", "episode_id": episode, "frame": 12}
+        warned = await slow.call("rtt", {"t": 1.0, "vitals": vitals})
+        assert warned["inplay"]["action"] == "warn" and warned["inplay"]["rule"] == "rtt"
+        assert partner.got("partner_left") == []
+        out = await slow.call("rtt", {"t": 2.0, "vitals": {**vitals, "frame": 40}})
+        assert out["inplay"]["action"] == "exclude" and out["inplay"]["message"] == "out"
+        left = (await partner.wait_for("partner_left"))[0]
+        assert left["reason"] == "excluded" and left["message"] == "partner out"
+        server = two_processes[0]
+        room = (await partner.wait_for("room_start"))[0]["room"]
+        row = room_row(server, room)
+        assert row["status"] == "abandoned" and row["end_reason"].startswith(f"p{excluded}: excluded (rtt:")
+        assert server.query("SELECT status, frames FROM episodes WHERE id = ?", episode) == [("excluded", 40)]
+        kinds = server.query("SELECT kind FROM events WHERE episode_id = ? ORDER BY id", episode)
+        assert kinds == [("inplay_warning",), ("inplay_excluded",)]
