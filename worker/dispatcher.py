@@ -23,9 +23,9 @@ class Dispatcher:
     the current one plays; RESET with a slot makes it the one STEP and BATCH drive."""
 
     def __init__(self, post, clock, installer=None, runtime="cpython", fetcher=None, post_frames=None,
-                 onnx_runner=None, files_root=FILES_ROOT):
+                 onnx_runner=None, files_root=None):
         self.post = post
-        self.files_root = files_root  # where the experiment's files go (CPython: a folder of its own)
+        self._files_root = files_root  # where the experiment's files go (CPython: a folder of its own)
         # CPython callers that draw nothing may leave it out: the pixels are dropped
         self.post_frames = post_frames or (lambda text, frames: post(text))
         self.clock = clock
@@ -39,6 +39,10 @@ class Dispatcher:
         self.options = {}
         self.installed = set()  # package URLs installed during this visit
         self.fetched = {}  # path in the worker's file system -> URL it was last written from
+
+    @property
+    def files_root(self):
+        return self._files_root or FILES_ROOT
 
     @property
     def host(self):
