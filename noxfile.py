@@ -3,6 +3,7 @@
     nox -s serve            start the server with the example experiment
     nox -s tests e2e        all tests (unit + integration, then real-browser e2e)
     nox -s bench            benchmarks -> bench/results.json + bench/results.png
+    nox -s pilot -- EXP     simulated participants walk a study; its data is checked
     nox -s lint             ruff
 """
 
@@ -85,6 +86,15 @@ def e2e(session: nox.Session) -> None:
     session.install("-r", "requirements-test.txt")
     _vendor(session)
     session.run("pytest", "tests/e2e", "-q", *session.posargs, env={"COPLAY_CHROMIUM": CHROMIUM})
+
+
+@nox.session
+def pilot(session: nox.Session) -> None:
+    """Pilot a study with simulated participants: nox -s pilot -- EXPERIMENT --participants N
+    --concurrency C [--url URL] (python -m pilot --help for every option)."""
+    session.install("-r", "requirements-pilot.txt")
+    _vendor(session)
+    session.run("python", "-m", "pilot", *session.posargs)
 
 
 @nox.session

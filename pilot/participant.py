@@ -6,6 +6,7 @@ the order the server gives. Every data message goes through the page's own outbo
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 import uuid
@@ -93,6 +94,10 @@ class SimulatedParticipant:
         self.sio = socketio.AsyncClient(reconnection=True, handle_sigint=False)
         self.result = Outcome(self.pid)
         self.outbox: Outbox | None = None
+        # the configured share declines consent, spread evenly over arrivals (exactly
+        # floor(N * share) of N participants, so a pilot is reproducible)
+        share = options.decline
+        self.declines = math.floor((index + 1) * share) > math.floor(index * share)
 
     # -- socket --------------------------------------------------------------------------
     async def call(self, event: str, payload: Any, timeout: float = 10.0) -> dict[str, Any]:
@@ -166,7 +171,7 @@ class SimulatedParticipant:
             began = time.monotonic()
             answers = None
             if scene["type"] == "end":
-                self.result.outcome = "finished"
+                self.result.outcome = "declined" if self.declines else "finished"
                 self.result.scenes.append(
                     {"id": scene["id"], "type": "end", "outcome": "reached", "seconds": 0}
                 )
@@ -179,7 +184,7 @@ class SimulatedParticipant:
                     self.result.outcome = "wait_timeout"
                     return
             elif scene["type"] == "consent":
-                outcome = "declined" if self.rng.random() < self.opts.decline else "agreed"
+                outcome = "declined" if self.declines else "agreed"
             elif scene["type"] == "instructions":
                 outcome = "read"
             else:
