@@ -70,9 +70,10 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Lint, unit and integration tests (real server processes, real Socket.IO clients,
-    a real throwaway Postgres and Redis)."""
+    a real throwaway Postgres and Redis, Debian's nginx in front for the deployment test)."""
     _ensure_postgres(session)
     _ensure_debian(session, "/usr/bin/redis-server", ["redis-server"])
+    _ensure_debian(session, "/usr/sbin/nginx", ["nginx"])  # the deployment test (deploy/nginx/)
     session.install("-r", "requirements-test.txt")
     session.run("ruff", "check", ".")
     _vendor(session)
@@ -92,9 +93,11 @@ def e2e(session: nox.Session) -> None:
 def pilot(session: nox.Session) -> None:
     """Pilot a study with simulated participants: nox -s pilot -- EXPERIMENT --participants N
     --concurrency C [--url URL] (python -m pilot --help for every option)."""
+    if any(arg.startswith("--browsers") for arg in session.posargs):
+        _ensure_chromium(session)
     session.install("-r", "requirements-pilot.txt")
     _vendor(session)
-    session.run("python", "-m", "pilot", *session.posargs)
+    session.run("python", "-m", "pilot", *session.posargs, env={"COPLAY_CHROMIUM": CHROMIUM})
 
 
 @nox.session

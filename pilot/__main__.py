@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import html
 import json
 import re
@@ -46,18 +47,79 @@ def page_config(url: str, experiment: str) -> dict[str, Any]:
     return json.loads(html.unescape(match.group(1)))
 
 
+@contextlib.asynccontextmanager
+async def chromium(needed: bool):
+    """Headless Chromium for the --browsers participants (None when there are none)."""
+    if not needed:
+        yield None
+        return
+    from playwright.async_api import async_playwright
+
+    from pilot.browsers import launch
+
+    async with async_playwright() as pw:
+        browser = await launch(pw)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
 async def run_participants(
-    opts: Options, cfg: dict[str, Any], count: int, concurrency: int, arrive_every: float
+    opts: Options, cfg: dict[str, Any], count: int, concurrency: int, arrive_every: float, browsers: int = 0
 ) -> list[Outcome]:
     gate = asyncio.Semaphore(concurrency)
-    async with aiohttp.ClientSession() as http:
+    in_browser = (
+        {i * count // browsers for i in range(browsers)} if browsers else set()
+    )  # spread over arrivals
+    async with aiohttp.ClientSession() as http, chromium(bool(in_browser)) as browser:
 
         async def one(index: int) -> Outcome:
             await asyncio.sleep(index * arrive_every)
             async with gate:
-                return await SimulatedParticipant(index, opts, cfg, http).run()
+                bot = SimulatedParticipant(index, opts, cfg, http)
+                if index in in_browser:
+                    from pilot.browsers import browser_participant
+
+                    return await browser_participant(
+                        browser,
+                        opts.url,
+                        opts.experiment,
+                        bot.pid,
+                        bot.ids,
+                        cfg,
+                        bot.declines,
+                        f"{opts.run_id}/{index}",
+                    )
+                return await bot.run()
 
         return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def browser_scenes(database: str | Path, outcomes: list[Outcome]) -> None:
+    """A browser page's scenes, as the server recorded them (the page reports each)."""
+    kinds = {s["id"]: s["type"] for o in outcomes for s in o.scenes}
+    engine = create_engine(database, readonly=True)
+    try:
+        async with engine.connect() as conn:
+            for o in outcomes:
+                if not o.browser:
+                    continue
+                result = await conn.execute(
+                    text(
+                        "SELECT payload FROM events WHERE participant_id = :p AND kind = 'scene' ORDER BY id"
+                    ),
+                    {"p": o.participant},
+                )
+                o.scenes = [
+                    {"id": s["id"], "type": kinds.get(s["id"], ""), "outcome": s["outcome"], "seconds": 0}
+                    for s in (json.loads(p) for (p,) in result.all())
+                ]
+                end = next((k for k, t in kinds.items() if t == "end"), None)
+                if end is not None and o.outcome in ("finished", "declined"):  # the end scene reports nothing
+                    o.scenes.append({"id": end, "type": "end", "outcome": "reached", "seconds": 0})
+    finally:
+        await engine.dispose()
 
 
 async def room_statuses(database: str | Path, outcomes: list[Outcome]) -> dict[str, str | None]:
@@ -96,6 +158,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--net-delay", type=float, help="rooms behind the relay's network shaping (ms one way)"
     )
     parser.add_argument("--arrive-every", type=float, default=0.2, help="seconds between arrivals")
+    parser.add_argument(
+        "--browsers",
+        type=int,
+        default=0,
+        help="this many of the participants play in headless Chromium pages (COPLAY_CHROMIUM)",
+    )
     parser.add_argument("--json", type=Path, help="write the report here as JSON")
     return parser.parse_args(argv)
 
@@ -116,12 +184,20 @@ async def pilot(args: argparse.Namespace, url: str, database: str | Path | None,
     started = time.monotonic()
     try:
         cfg = page_config(url, args.experiment)
-        outcomes = await run_participants(opts, cfg, args.participants, args.concurrency, args.arrive_every)
+        outcomes = await run_participants(
+            opts,
+            cfg,
+            args.participants,
+            args.concurrency,
+            args.arrive_every,
+            min(args.browsers, args.participants),
+        )
     finally:
         shutil.rmtree(files, ignore_errors=True)
     checks: list[dict[str, Any]] = []
     rooms: dict[str, str | None] = {}
     if database is not None:
+        await browser_scenes(database, outcomes)
         rooms = await room_statuses(database, outcomes)
         checks = await check_data(database, args.experiment, outcomes)
         if token is not None:

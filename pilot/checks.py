@@ -84,7 +84,7 @@ async def check_data(database: str | Path, experiment: str, outcomes: list[Outco
             rows = await _rows(
                 database,
                 "SELECT question_id, answer FROM survey_responses WHERE participant_id = :p"
-                " AND experiment = :x AND scene_id = :s",
+                " AND experiment = :x AND (scene_id = :s OR :s = '*')",  # "*": a page's, every survey
                 p=o.participant,
                 x=experiment,
                 s=scene_id,
@@ -94,6 +94,34 @@ async def check_data(database: str | Path, experiment: str, outcomes: list[Outco
             if stored != answers:
                 problems.append(f"{o.participant} survey {scene_id}: stored {stored}, answered {answers}")
     report("survey answers present", problems, f"{answered} answers")
+
+    problems = []
+    browsed = 0
+    for o in outcomes:
+        if not o.browser:
+            continue
+        # a page's episodes: only the database knows their ids; every frame once, none missing
+        rows = await _rows(
+            database,
+            "SELECT e.id, e.frames, e.status, COUNT(s.frame), MIN(s.frame), MAX(s.frame)"
+            " FROM episodes e LEFT JOIN steps s ON s.episode_id = e.id WHERE e.participant_id = :p"
+            " GROUP BY e.id, e.frames, e.status",
+            p=o.participant,
+        )
+        for eid, frames, status, count, low, high in rows:
+            browsed += 1
+            if (
+                status not in ("completed", "time_limit")
+                or count != frames
+                or (count and high - low + 1 != count)
+            ):
+                problems.append(
+                    f"{o.participant} (browser) episode {eid[:8]}: {status}, {count} steps stored "
+                    f"of {frames} (frames {low}..{high})"
+                )
+        if o.outcome == "finished" and not rows:
+            problems.append(f"{o.participant} (browser): finished without an episode stored")
+    report("a browser page's episodes complete, every frame once", problems, f"{browsed} episodes")
 
     problems = [
         f"{o.participant}: the server refused {event}: {error}"

@@ -74,6 +74,8 @@ class Outcome:
     answers: dict[str, dict[str, Any]] = field(default_factory=dict)  # survey id -> answers
     rejected: list[tuple[str, str]] = field(default_factory=list)  # messages the server refused
     seconds: float = 0.0
+    browser: bool = False  # played in a real Chromium page (pilot/browsers.py)
+    stages: list[str] = field(default_factory=list)  # a browser page's data-stage changes
 
 
 class SimulatedParticipant:
