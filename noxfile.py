@@ -74,10 +74,12 @@ def tests(session: nox.Session) -> None:
     _ensure_postgres(session)
     _ensure_debian(session, "/usr/bin/redis-server", ["redis-server"])
     _ensure_debian(session, "/usr/sbin/nginx", ["nginx"])  # the deployment test (deploy/nginx/)
+    _ensure_chromium(session)  # the pilot's test seats two of its participants in real pages
     session.install("-r", "requirements-test.txt")
     session.run("ruff", "check", ".")
     _vendor(session)
-    session.run("pytest", "tests/unit", "tests/integration", "-q", *session.posargs)
+    session.run("pytest", "tests/unit", "tests/integration", "-q", *session.posargs,
+                env={"COPLAY_CHROMIUM": CHROMIUM})
 
 
 @nox.session

@@ -123,17 +123,21 @@ async def browser_scenes(database: str | Path, outcomes: list[Outcome]) -> None:
 
 
 async def room_statuses(database: str | Path, outcomes: list[Outcome]) -> dict[str, str | None]:
-    ids = sorted({e["room"] for o in outcomes for e in o.episodes if e.get("room")})
-    if not ids:
-        return {}
+    """Every room a pilot participant sat in (a browser page's too: by the room's players)."""
+    ids = {e["room"] for o in outcomes for e in o.episodes if e.get("room")}
+    pilots = {o.participant for o in outcomes}
     engine = create_engine(database, readonly=True)
     try:
         async with engine.connect() as conn:
-            result = await conn.execute(text("SELECT id, status FROM rooms"))
-            rows = {rid: status for rid, status in result.all()}
+            result = await conn.execute(text("SELECT id, status, players FROM rooms"))
+            rows = {}
+            for rid, status, players in result.all():
+                rows[rid] = status
+                if pilots & set(json.loads(players or "{}").values()):
+                    ids.add(rid)
     finally:
         await engine.dispose()
-    return {rid: rows.get(rid) for rid in ids}
+    return {rid: rows.get(rid) for rid in sorted(ids)}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

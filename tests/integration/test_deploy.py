@@ -120,7 +120,7 @@ def test_a_pilot_through_nginx_in_front_of_two_processes_redis_and_postgres(depl
     assert proc.returncode == 0, output
     report = json.loads(report_path.read_text())
     assert report["outcomes"] == {"finished": 6} and report["rooms"] == {"completed": 6}, output
-    assert all(c["ok"] for c in report["checks"]) and len(report["checks"]) == 5, report["checks"]
+    assert all(c["ok"] for c in report["checks"]) and len(report["checks"]) == 6, report["checks"]
     # both processes served participants (nginx spread the sockets; rooms crossed processes)
     for server in deployment["servers"]:
         log = server.log()

@@ -32,7 +32,7 @@ def create_env(config):
 '''
 
 
-def run_pilot(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[int, dict, str]:
+def run_pilot(tmp_path: Path, *args: str, timeout: float = 900) -> tuple[int, dict, str]:
     out = tmp_path / "report.json"
     proc = subprocess.run([sys.executable, "-m", "pilot", *args, "--json", str(out)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
@@ -41,8 +41,9 @@ def run_pilot(tmp_path: Path, *args: str, timeout: float = 600) -> tuple[int, di
 
 
 def test_the_example_study_passes_its_pilot(tmp_path):
+    """20 participants, 2 of them real Chromium pages playing at the page's own pace."""
     code, report, output = run_pilot(tmp_path, "study", "--participants", "20", "--concurrency", "20",
-                                     "--speed", "8", "--arrive-every", "0.05")
+                                     "--speed", "8", "--arrive-every", "0.05", "--browsers", "2")
     assert code == 0, output
     assert report["ok"] and report["outcomes"] == {"finished": 20}, output
     assert report["rooms"] == {"completed": 20}  # 10 pairs, 2 episodes each, every hash equal to the replay
@@ -51,7 +52,9 @@ def test_the_example_study_passes_its_pilot(tmp_path):
     checks = {c["check"]: c for c in report["checks"]}
     assert all(c["ok"] for c in checks.values()), checks
     steps = checks["every step of every episode stored exactly once"]["detail"]
-    assert "of 80 episodes" in steps  # 20 × (2 practice + 2 duo)
+    assert "of 72 episodes" in steps  # 18 simulated in CPython × (2 practice + 2 duo)
+    pages = checks["a browser page's episodes complete, every frame once"]["detail"]
+    assert pages == "8 episodes"  # and the 2 pages' 4 each
     assert "steps" in checks["export readable, its counts matching the database"]["detail"]
     assert "The pilot passed" in output
 
