@@ -69,7 +69,7 @@ class Watcher:
         return json.loads(out.strip().splitlines()[-1])["pictures"]
 
 
-def run(rooms: int = 100, seconds: float = 15.0, warmup: float = 3.0, trials: int = 2) -> dict:
+def run(rooms: int = 100, seconds: float = 15.0, warmup: float = 3.0, trials: int = 3) -> dict:
     work = Path(tempfile.mkdtemp(prefix="coplay-bench-monitor-"))
     names = load._experiments(work / "experiments", 2)
     env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000",
