@@ -69,26 +69,8 @@ def _zip_export(database: Path, exp: Experiment) -> bytes:
         return buffer.getvalue()
 
 
-class AdminGate:
-    """The admin check for researcher-only routes registered elsewhere (server/replay_viewer/):
-    ``register_admin`` keeps one in ``app.extensions["coplay_admin"]``."""
-
-    def __init__(self, enabled: bool, allowed):
-        self.enabled = enabled
-        self._allowed = allowed  # () -> bool: a signed-in session or the bearer token
-
-    def denied(self) -> Response | None:
-        """None for an admin; else the answer: 404 with admin access off (nothing to find),
-        401 for anyone else."""
-        if not self.enabled:
-            return Response("not found", status=404, mimetype="text/plain")
-        if self._allowed():
-            return None
-        return Response("admin login (/admin/login) or token required", status=401, mimetype="text/plain",
-                        headers={"WWW-Authenticate": 'Bearer realm="coplay-admin"'})
-
-
-def require_admin(app: Quart) -> AdminGate:
+def require_admin(app: Quart) -> AdminAccess:
+    """The admin check for researcher-only routes registered elsewhere (server/replay_viewer/)."""
     return app.extensions["coplay_admin"]
 
 
@@ -218,6 +200,16 @@ class AdminAccess:
     def session_id(self) -> str:
         return session.get("sid") if self.logged_in() else "token"
 
+    def denied(self) -> Response | None:
+        """None for an admin (signed in, or the bearer token); else the answer: 404 with admin
+        access off (nothing to find), 401 for anyone else."""
+        if not self.enabled:
+            return Response("not found", status=404, mimetype="text/plain")
+        if self.logged_in() or self.bearer_ok():
+            return None
+        return Response("admin login (/admin/login) or token required", status=401, mimetype="text/plain",
+                        headers={"WWW-Authenticate": 'Bearer realm="coplay-admin"'})
+
 
 def register_admin(app: Quart, experiments: dict[str, Experiment], database: Path, token: str | None,
                    *, password_hash: str | None = None, secret_key: str | None = None) -> AdminAccess:
@@ -244,7 +236,6 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
             return False
         return isinstance(at, (int, float)) and 0 <= time.time() - at < SESSION_LIFETIME.total_seconds()
 
-    app.extensions["coplay_admin"] = AdminGate(enabled, lambda: logged_in() or _bearer_ok(token))
 
     def csrf_token() -> str:
         if not isinstance(session.get("csrf"), str):
@@ -365,5 +356,7 @@ def register_admin(app: Quart, experiments: dict[str, Experiment], database: Pat
         return Response(data, mimetype="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{name}-export.zip"'})
 
-    return AdminAccess(enabled, logged_in, lambda: _bearer_ok(token), csrf_token, session_holds, fingerprint,
-                       secret)
+    access = AdminAccess(enabled, logged_in, lambda: _bearer_ok(token), csrf_token, session_holds,
+                         fingerprint, secret)
+    app.extensions["coplay_admin"] = access
+    return access

@@ -3,16 +3,10 @@ sandbox as root, no background traffic to Google)."""
 
 from __future__ import annotations
 
-import os
 import time
 from urllib.parse import urlparse
 
-CHROMIUM = os.environ.get("COPLAY_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-features=Translate,OptimizationHints,MediaRouter",
-]
+from pilot.browsers import CHROMIUM, CHROMIUM_ARGS  # one place for this machine's Chromium flags
 
 # Records the longest gap between 16 ms timer ticks on the main thread.
 STALL_PROBE = """
