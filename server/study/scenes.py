@@ -76,6 +76,9 @@ class Game(SceneBase):
     partners: dict[str, str] | None = None
 
 
+MAX_QUESTIONS = 200  # per survey
+
+
 class Question(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9_]{1,40}$")
@@ -96,7 +99,8 @@ class Question(BaseModel):
 class Survey(SceneBase):
     type: Literal["survey"]
     title: str = ""
-    questions: list[Question] = Field(min_length=1)
+    # at most what one scene_done message may carry (server/transport/events.py SceneDone)
+    questions: list[Question] = Field(min_length=1, max_length=MAX_QUESTIONS)
 
     @model_validator(mode="after")
     def _unique(self) -> Survey:

@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from server.study.scenes import MAX_QUESTIONS
+
 ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 ID = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 
@@ -180,4 +182,4 @@ class SceneDone(Sequenced):
     index: int = Field(ge=0, le=1000)
     scene_id: str = Field(min_length=1, max_length=40)
     outcome: str | None = Field(default=None, max_length=40, pattern=r"^[a-z_]+$")
-    answers: dict[str, str | int] | None = Field(default=None, max_length=200)
+    answers: dict[str, str | int] | None = Field(default=None, max_length=MAX_QUESTIONS)

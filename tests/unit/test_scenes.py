@@ -39,6 +39,9 @@ def test_scene_ids_default_to_type_and_position(tmp_path):
     ([{"type": "game", "shuffle": "Not A Name"}], "scenes.0.game.shuffle"),
     ([{"type": "game"}, {"type": "survey", "questions": [
         {"id": "q", "kind": "text", "prompt": "?"}, {"id": "q", "kind": "text", "prompt": "?"}]}], "unique"),
+    # more questions than one scene_done may answer: the participant's answers would be refused
+    ([{"type": "game"}, {"type": "survey", "questions": [
+        {"id": f"q{i}", "kind": "text", "prompt": "?"} for i in range(201)]}], "scenes.1.survey.questions"),
 ])
 def test_bad_scenes_name_the_field(tmp_path, scenes, message):
     with pytest.raises(ExperimentError) as err:
