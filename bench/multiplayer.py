@@ -101,15 +101,21 @@ async def _relay_latency(url: str, samples: int, hz: float) -> dict:
         await asyncio.sleep(max(0.0, sent[f] + 1 / hz - time.perf_counter()))
     await asyncio.sleep(0.5)
     one_way = [(arrivals[f] - sent[f]) * 1000 for f in sent if f in arrivals]
-    direct = []
-    for _ in range(samples // 2):
+    direct, direct_refused = [], 0
+    for _ in range(samples // 2):  # paced like the inputs: within the rate limit
         t = time.perf_counter()
-        await clients[0].call("rtt", {"t": 0.0})
-        direct.append((time.perf_counter() - t) * 1000)
+        ack = await clients[0].call("rtt", {"t": 0.0})
+        if isinstance(ack, dict) and ack.get("ok"):
+            direct.append((time.perf_counter() - t) * 1000)
+        else:
+            direct_refused += 1
+        await asyncio.sleep(max(0.0, t + 1 / hz - time.perf_counter()))
     for client in clients:
         await client.disconnect()
+    refused_inputs = sum(1 for e in refused if isinstance(e, dict) and e.get("event") == "input")
     return {"relay_one_way_ms": summary(one_way), "direct_ack_rtt_ms": summary(direct), "sent": samples,
-            "inputs_per_s": hz, "refused": len(refused), "lost": samples - len(one_way) - len(refused)}
+            "inputs_per_s": hz, "refused": refused_inputs, "lost": samples - len(one_way) - refused_inputs,
+            "direct_refused": direct_refused}
 
 
 def relay_latency(url: str, samples: int = 600, hz: float = 60.0) -> dict:

@@ -59,7 +59,8 @@ def markdown(results: dict) -> str:
                   f"| input relayed client → server → partner (one way) | {relay['relay_one_way_ms']['p50']:g} | "
                   f"{relay['relay_one_way_ms']['p99']:g} | {counted} |",
                   f"| baseline: emit-with-ack round trip to the server | {relay['direct_ack_rtt_ms']['p50']:g} | "
-                  f"{relay['direct_ack_rtt_ms']['p99']:g} | |",
+                  f"{relay['direct_ack_rtt_ms']['p99']:g} | {relay['direct_ack_rtt_ms']['n']} acks at "
+                  f"{relay.get('inputs_per_s', '?')}/s; refused {relay.get('direct_refused', '?')} |",
                   "", "| injected one-way delay | rollbacks / min (mean of both players) | mean rollback depth "
                   "(frames) | room |", "|---:|---:|---:|---|"]
         for delay, fig in mp["rollback_rate"].items():
