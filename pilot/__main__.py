@@ -27,7 +27,7 @@ from typing import Any
 import aiohttp
 from sqlalchemy import text
 
-from pilot.checks import check_data, check_export
+from pilot.checks import check_data, check_export, close_engines
 from pilot.local import ROOT, free_port, launch
 from pilot.participant import Options, Outcome, SimulatedParticipant
 from pilot.report import build_report, table
@@ -211,6 +211,7 @@ async def pilot(args: argparse.Namespace, url: str, database: str | Path | None,
         checks.append(
             {"check": "data", "ok": True, "detail": "not checked: give --database (and --admin-token)"}
         )
+    await close_engines()
     return build_report(args.experiment, outcomes, rooms, checks, time.monotonic() - started)
 
 

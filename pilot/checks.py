@@ -21,13 +21,21 @@ from server.data.storage import create_engine
 EXPORT_TABLES = ("participants", "episodes", "steps", "survey_responses", "progress", "rooms")
 
 
+_engines: dict[str, Any] = {}  # one read-only engine per database for all the checks' queries
+
+
 async def _rows(database: str | Path, sql: str, **params: Any) -> list[tuple]:
-    engine = create_engine(database, readonly=True)
-    try:
-        async with engine.connect() as conn:
-            return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
-    finally:
+    engine = _engines.get(str(database))
+    if engine is None:
+        engine = _engines[str(database)] = create_engine(database, readonly=True)
+    async with engine.connect() as conn:
+        return [tuple(r) for r in (await conn.execute(text(sql), params)).all()]
+
+
+async def close_engines() -> None:
+    for engine in _engines.values():
         await engine.dispose()
+    _engines.clear()
 
 
 async def check_data(database: str | Path, experiment: str, outcomes: list[Outcome]) -> list[dict[str, Any]]:
