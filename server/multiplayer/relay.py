@@ -15,7 +15,19 @@ from server.monitor.presence import Presence
 from server.multiplayer.cluster import Cluster
 from server.multiplayer.replay import ReplayFailed
 from server.multiplayer.replay_pool import Replays
-from server.multiplayer.rooms import LatencyRule, Matchmaker, Room, RoomError, Seat, group_queue, room_key
+from server.multiplayer.room_records import RoomRecords
+from server.multiplayer.rooms import (
+    LatencyRule,
+    Matchmaker,
+    Room,
+    RoomError,
+    Seat,
+    group_queue,
+    pick_owner,
+    room_from_wire,
+    room_key,
+    room_to_wire,
+)
 from server.study.experiment import Experiment
 from server.study.games import GameSpec
 from server.study.inplay import InPlay
@@ -26,6 +38,11 @@ from server.transport.sockets import Rejected, SocketHandlers
 log = logging.getLogger("coplay.relay")
 
 ENDED_BY_RESEARCHER = "The researcher ended this game. Your data has been saved — thank you!"
+INTERRUPTED = "The game was interrupted by a server problem. Your data has been saved — thank you!"
+# events between server processes only (server/multiplayer/cluster.py), never from a page
+ADOPT = "__adopt__"  # the matchmaker hands a room to the process that will own it
+GONE_WAITING = "__gone_waiting__"  # a socket closed: the matchmaker's part (its waiting room)
+GONE_PLAYING = "__gone_playing__"  # a socket closed: its room owner's part
 
 
 class Exclusion(Strict):
@@ -89,28 +106,62 @@ class Relay:
                       "matched_latency": 0, "matched_fallback": 0, "excluded": 0}
         self._tasks: set[asyncio.Task] = set()
         self.cluster = cluster
+        self.records = RoomRecords(cluster) if cluster is not None else None
+        # matchmaker: the room each socket was seated in, the process owning it (None: here) and
+        # the socket's address (a seat in a room elsewhere counts toward the address's games)
+        self.placed: dict[str, tuple[str, str | None, str]] = {}
         self.max_rooms_per_ip = max_rooms_per_ip
         self.away_timers: dict[tuple[str, str], asyncio.Task] = {}  # (room, player) -> dropout timer
-        # with several processes (Redis), room events run on the one holding the rooms
-        room_events = [("mp_join", MpJoin, self.join), ("input", InputMsg, self.input),
-                       ("fetch_inputs", FetchInputs, self.fetch_inputs),
-                       ("state_hash", StateHash, self.state_hash),
-                       ("mp_leave", MpLeave, self.leave), ("mp_rejoin", MpRejoin, self.rejoin)]
-        for event, model, handler in room_events:
+        # with several processes (Redis), a join runs on the matchmaker, a room's other events on
+        # the process owning the room
+        room_events = [("mp_join", MpJoin, self.join, self._matchmaker),
+                       ("input", InputMsg, self.input, self._owner),
+                       ("fetch_inputs", FetchInputs, self.fetch_inputs, self._owner),
+                       ("state_hash", StateHash, self.state_hash, self._owner),
+                       ("mp_leave", MpLeave, self.leave, self._owner),
+                       ("mp_rejoin", MpRejoin, self.rejoin, self._token_owner),
+                       ("inplay_exclude", Exclusion, self.exclude_seat, self._owner)]
+        routed = {}
+        for event, model, handler, where in room_events:
             if cluster is not None:  # inputs are not acknowledged by pages: no need to wait
-                handler = cluster.route(event, model, handler, wait=event != "input")
-            sockets.register(event, model, handler)
+                handler = cluster.route(event, model, handler, where, wait=event != "input",
+                                        claims=event == "mp_rejoin")
+            routed[event] = handler
+            if event != "inplay_exclude":  # not a page's event
+                sockets.register(event, model, handler)
         if cluster is not None:
             cluster.refuse = sockets.refuse
             cluster.deliver = self._emit
+            cluster.serve(ADOPT, None, self.adopt)
+            cluster.serve(GONE_WAITING, None, self.gone_waiting)
+            cluster.serve(GONE_PLAYING, None, self.gone_playing)
+            cluster.on_dead.append(self.process_died)
         sockets.register("rtt", Rtt, self.rtt)
-        exclude = self.exclude_seat  # where the rooms are: with several processes, the coordinator
-        if cluster is not None:
-            exclude = cluster.route("inplay_exclude", Exclusion, exclude)
+        exclude = routed["inplay_exclude"]
         self.inplay = InPlay(store, experiments,
                              lambda sid, session, reason: exclude(sid, session, Exclusion(reason=reason)))
-        sockets.disconnect_hooks.append(
-            cluster.route_disconnect(self.disconnected) if cluster else self.disconnected)
+        sockets.disconnect_hooks.append(self._gone if cluster else self.disconnected)
+
+    # -- where a room event runs (several processes) -------------------------------------------
+    def _matchmaker(self, sid: str, payload: Any) -> str | None:
+        return self.cluster.leader
+
+    def _owner(self, sid: str, payload: Any) -> str | None:
+        """The process owning the room of a socket of this process (None: here, or no room)."""
+        if self.mm.room_for(sid) is not None:
+            return None
+        return self.cluster.owner_of.get(sid)
+
+    def _token_owner(self, sid: str, p: MpRejoin) -> str | None:
+        """A seat's token starts with its room owner's id (given at matchmaking)."""
+        process, dot, _ = p.token.partition(".")
+        return process if dot else None
+
+    def cluster_stats(self) -> dict | None:
+        if self.cluster is None:
+            return None
+        return {"process": self.cluster.me, "matchmaker": self.cluster.leader,
+                "rooms_owned": len(self.mm.rooms), **self.cluster.stats}
 
     async def _emit(self, event: str, data: dict, sid: str) -> None:
         """Emit to one socket. A socket on this process is written to directly; one on another
@@ -165,7 +216,8 @@ class Relay:
                 raise Rejected("network shaping from the URL is disabled for this experiment")
             net = p.net.model_dump()
         ip = session.get("ip", "unknown")
-        if self.mm.seats_from(ip) >= self.max_rooms_per_ip:
+        elsewhere = sum(owner is not None and at == ip for _, owner, at in self.placed.values())
+        if self.mm.seats_from(ip) + elsewhere >= self.max_rooms_per_ip:
             raise Rejected(f"too many games from your address (at most {self.max_rooms_per_ip} at once)",
                            "ip_limit")
         seat = Seat(sid, session["participant_id"], p.episode_id, net, ip=ip, rtt_ms=p.rtt_ms)
@@ -178,17 +230,18 @@ class Relay:
                                 group=group, ai=list(game.partners), rule=rule)
         except RoomError as exc:
             raise Rejected(str(exc), exc.reason) from None
-        if self.mm.room_for(sid) is None:  # waiting (under a rule, others may have been matched)
+        self.placed.pop(sid, None)
+        if not any(s is seat for s in (room.seats.values() if room else ())):
+            # waiting (under a rule, others may have been matched)
             self.wait_timers[sid] = asyncio.create_task(self._wait_timeout(sid, queue, group))
             if rule is not None and rule.fallback_s is not None:
                 self.fallback_timers[sid] = asyncio.create_task(self._fallback(sid, key, seat.joined))
         if room is not None:
-            await self._start_room(room, queue)
+            await self._place(room, queue)
             if rule is not None:  # a fallback seat's time may have come meanwhile: more rooms
                 await self._match_more(key)
-        mine = self.mm.room_for(sid)
-        if mine is not None:
-            return {"ok": True, "status": "matched", "room": mine.id}
+        if sid in self.placed:
+            return {"ok": True, "status": "matched", "room": self.placed[sid][0]}
         await self._announce_waiting(queue)
         return {"ok": True, "status": "waiting", "count": len(self.mm.waiting(queue)),
                 "size": len(game.humans)}
@@ -204,7 +257,7 @@ class Relay:
                                  ai=list(game.partners), rule=rule, now=now)
             if room is None:
                 return
-            await self._start_room(room, key)
+            await self._place(room, key)
 
     async def _fallback(self, sid: str, key: str, joined: float) -> None:
         """A waiting seat's fallback time has come: it may now be grouped with anyone."""
@@ -215,19 +268,80 @@ class Relay:
             # not a moment before its time, whatever the timer's resolution
             await self._match_more(key, now=max(time.monotonic(), joined + fallback_s))
 
-    async def _start_room(self, room: Room, queue: str) -> None:
+    async def _place(self, room: Room, queue: str) -> None:
+        """The matchmaker formed a room: it is played on the process holding most of its
+        people's sockets (this one on a single process), which starts it."""
         for s in room.seats.values():
             self._cancel_wait(s.sid)
-        self.stats["rooms_started"] += 1
-        await self.store.save_room(room_record(room))
         if room.matching:  # latency-aware matching: how, with which RTTs and waits
             self.stats["matched_" + room.matching["by"]] += 1
             await self.store.add_event(None, None, "match", {"room": room.id, **room.matching})
+        owner = None
+        if self.cluster is not None:
+            me = self.cluster.me
+            owner = pick_owner(room, self._homes(room))
+            if self.cluster.here(owner) or not await self._hand_over(room, owner):
+                owner = None  # played here (or its owner could not take it)
+            self._token_owner_is(room, owner or me)
+        for s in room.seats.values():
+            if not s.stand_in:
+                self.placed[s.sid] = (room.id, owner, s.ip)
+        if owner is None:
+            await self.open_room(room)
+        await self._announce_waiting(queue)
+
+    def _token_owner_is(self, room: Room, process: str) -> None:
+        for s in room.seats.values():
+            s.token = f"{process}.{s.token.rpartition('.')[2]}"
+
+    async def _hand_over(self, room: Room, owner: str) -> bool:
+        """Give a room just formed here to the process `owner`; False if it could not take it."""
+        self._token_owner_is(room, owner)
+        wire = {**room_to_wire(room), "homes": self._homes(room)}
+        try:
+            await self.cluster.forward(owner, ADOPT, "", {}, wire)
+        except Rejected as exc:
+            log.warning("process %s could not take room %s (%s): it is played here", owner, room.id, exc)
+            return False
+        self.mm.close(room)  # it lives on its owner now
+        return True
+
+    async def adopt(self, sid: str, session: dict, wire: dict) -> dict:
+        """This process owns a room the matchmaker formed elsewhere: start it here."""
+        room = room_from_wire(wire)
+        for seat_sid, home in wire["homes"].items():
+            if not self.cluster.here(home):
+                self.cluster.home[seat_sid] = home
+        self.mm.rooms[room.id] = room
+        for s in room.seats.values():
+            if not s.stand_in:
+                self.mm.room_of_sid[s.sid] = room.id
+        await self.open_room(room)
+        return {"ok": True}
+
+    async def open_room(self, room: Room) -> None:
+        """A room starts on the process that owns it: recorded, its people told."""
+        self.stats["rooms_started"] += 1
+        await self.store.save_room(room_record(room))
+        if self.cluster is not None:
+            self.records.opened(room, self._homes(room))
+            for s in room.seats.values():
+                self.cluster.claim(s.sid)  # ahead of room_start: the page's inputs come here
         for player, s in room.seats.items():
             if not s.stand_in:
                 await self._emit("room_start", {"room": room.id, "player": player, "players": room.players,
                                                 "seed": room.seed, "token": s.token, "ai": room.hosts}, s.sid)
-        await self._announce_waiting(queue)
+        for player, seat in room.seats.items():
+            if seat.stand_in:  # group partners who did not come back (_wait_timeout)
+                self.stats["stand_ins"] += 1
+                await self.store.add_event(seat.participant_id, None, "stand_in",
+                                           {"room": room.id, "player": player, "from_frame": 0,
+                                            "reason": "did not come back"})
+                await self._tell_peers(room, player, "partner_replaced", {"player": player})
+
+    def _homes(self, room: Room) -> dict[str, str]:
+        """The process holding each seat's socket."""
+        return {s.sid: self.cluster.home.get(s.sid, self.cluster.me) for s in room.seats.values()}
 
     async def _announce_waiting(self, key: str) -> None:
         queue = self.mm.waiting(key)
@@ -246,14 +360,7 @@ class Relay:
             room = self.mm.start_with_stand_ins(key, group, game.players,
                                                 horizon=mp.input_delay + mp.max_prediction + 90,
                                                 ai=list(game.partners))
-            await self._start_room(room, key)
-            for player, seat in room.seats.items():
-                if seat.stand_in:
-                    self.stats["stand_ins"] += 1
-                    await self.store.add_event(seat.participant_id, None, "stand_in",
-                                               {"room": room.id, "player": player, "from_frame": 0,
-                                                "reason": "did not come back"})
-                    await self._tell_peers(room, player, "partner_replaced", {"player": player})
+            await self._place(room, key)
             return
         await self._send_away(sid, key, group)
 
@@ -301,7 +408,7 @@ class Relay:
             if timer is not None:
                 timer.cancel()
         room.status = "ended"
-        self.mm.close(room)
+        self._close(room)
         await self.store.save_room(room_record(room, ended=time.time(), end_reason=f"researcher: {reason}"))
         notice = {"player": None, "reason": "ended_by_researcher", "message": ENDED_BY_RESEARCHER}
         for seat in room.seats.values():
@@ -310,6 +417,24 @@ class Relay:
         return True
 
     # -- play -------------------------------------------------------------------------
+    def _record(self, room: Room, player: str, inputs: list) -> None:
+        """Store a player's inputs in its room (and, with several processes, in the room's
+        Redis record, a second or so later)."""
+        try:
+            fresh = room.record_inputs(player, inputs)
+        except RoomError as exc:
+            raise Rejected(str(exc), exc.reason) from None
+        if self.records is not None:
+            self.records.recorded(room, player, fresh)
+
+    def _close(self, room: Room) -> None:
+        """A room owned here ends: nothing more is relayed or recorded in it."""
+        self.mm.close(room)
+        if self.cluster is not None:
+            self.records.closed(room)
+            for s in room.seats.values():
+                self.cluster.release(s.sid)
+
     def _room_and_player(self, sid: str) -> tuple[Room, str]:
         room = self.mm.room_for(sid)
         player = room.player_of(sid) if room else None
@@ -332,10 +457,7 @@ class Relay:
             player = p.seat
         newest = max(f for f, _ in p.inputs)
         self._check_frame(room, max(p.frame, newest))
-        try:
-            room.record_inputs(player, p.inputs)
-        except RoomError as exc:
-            raise Rejected(str(exc), exc.reason) from None
+        self._record(room, player, p.inputs)
         await self._relay(room, player, p.frame, p.inputs, p.adv)
         await self._stand_ins_follow(room, newest)
         return {"ok": True}
@@ -410,7 +532,7 @@ class Relay:
         name, condition, scene = split_key(room.experiment)
         exp = self.experiments[name]
         game = exp.game(condition, scene)
-        self.mm.close(room)
+        self._close(room)
         end_frame = max(frame for frame, _ in room.final.values()) - 1
         finals = {p: h for p, (_, h) in room.final.items()}
         replay_hash: str | None = None
@@ -454,20 +576,92 @@ class Relay:
                 timer.cancel()
 
     async def disconnected(self, sid: str) -> None:
+        """A socket closed (one process): out of its waiting room, or away from its room."""
+        await self.gone_waiting(sid, {}, None)
+        await self.gone_playing(sid, {}, None)
+
+    async def _gone(self, sid: str) -> None:
+        """A socket of this process closed (several processes): the matchmaker takes it out of
+        its waiting room, its room's owner marks it away."""
+        owner = self._owner(sid, None)
+        in_room_here = self.mm.room_for(sid) is not None
+        self.cluster.owner_of.pop(sid, None)
+        try:
+            await self._to(self.cluster.leader, GONE_WAITING, sid, {"owner": owner or self.cluster.me})
+            if owner is not None or in_room_here:
+                await self._to(owner, GONE_PLAYING, sid, None)
+        except Rejected as exc:
+            log.warning("the close of socket %s was not heard where it matters: %s", sid, exc)
+
+    async def _to(self, process: str | None, event: str, sid: str, payload: Any) -> None:
+        """Run a process-to-process event where it belongs: here, or sent there (no reply)."""
+        if self.cluster.here(process):
+            _, handler = self.cluster.handlers[event]
+            await self.cluster.in_order(sid, handler(sid, {}, payload))
+        else:
+            await self.cluster.forward(process, event, sid, {}, payload, wait=False)
+
+    async def gone_waiting(self, sid: str, session: dict, payload: dict | None) -> dict:
+        """The matchmaker's part of a closed socket."""
         self._cancel_wait(sid)
         key = self.mm.leave_queue(sid)
+        placed = self.placed.pop(sid, None)
         if key is not None:
             await self._announce_waiting(key)
-            return
+        elif placed is not None and payload is not None and placed[1] is not None \
+                and placed[1] != payload["owner"]:
+            # it closed before its process heard where its room went: its owner hears it from here
+            await self._to(placed[1], GONE_PLAYING, sid, None)
+        if self.cluster is not None:
+            self.cluster.home.pop(sid, None)
+        return {"ok": True}
+
+    async def gone_playing(self, sid: str, session: dict, payload: Any) -> dict:
+        """The room owner's part of a closed socket: its seat is away (or, with no reconnect
+        window, the room ends)."""
         room = self.mm.room_for(sid)
-        if room is None or room.status != "playing":
+        if room is not None and room.status == "playing":
+            player = room.player_of(sid)
+            mp = self._game(room.experiment).multiplayer
+            if player is None or mp.reconnect_timeout <= 0:
+                await self._abandon(sid, "disconnected")
+            else:
+                await self._away(room, player, mp.reconnect_timeout)
+        if self.cluster is not None and room is None:
+            self.cluster.home.pop(sid, None)
+        return {"ok": True}
+
+    async def process_died(self, process: str, matchmaker: bool) -> None:
+        """Another server process stopped answering. Seats whose socket it held are gone;
+        the matchmaker also drops its waiting seats and ends its rooms as ``interrupted``,
+        with the inputs their Redis records had, telling the people still connected."""
+        for room in list(self.mm.rooms.values()):
+            for seat in list(room.seats.values()):
+                if self.cluster.home.get(seat.sid) == process and not (seat.away or seat.stand_in):
+                    await self.cluster.in_order(seat.sid, self.gone_playing(seat.sid, {}, None))
+        if not matchmaker:
             return
-        player = room.player_of(sid)
-        mp = self._game(room.experiment).multiplayer
-        if player is None or mp.reconnect_timeout <= 0:
-            await self._abandon(sid, "disconnected")
-            return
-        await self._away(room, player, mp.reconnect_timeout)
+        for key, seats in list(self.mm.queues.items()):
+            gone = [s for s in seats if self.cluster.home.get(s.sid) == process]
+            for s in gone:
+                self._cancel_wait(s.sid)
+                self.mm.leave_queue(s.sid)
+            if gone:
+                await self._announce_waiting(key)
+        taken = await self.records.taken_from(process)
+        rooms = []
+        for wire, inputs in taken:
+            room = room_from_wire(wire)
+            for player, frame, value in inputs:
+                room.inputs.setdefault(player, {})[frame] = value
+            for seat_sid, home in wire["homes"].items():
+                if home == process:  # its socket went with the process
+                    room.seats[next(p for p, s in room.seats.items() if s.sid == seat_sid)].away = True
+                elif not self.cluster.here(home):
+                    self.cluster.home[seat_sid] = home
+            rooms.append(room)
+        if rooms:
+            await self._interrupt(rooms, f"server process {process} stopped")
 
     # -- reconnecting ---------------------------------------------------------------------
     async def _away(self, room: Room, player: str, window: float) -> None:
@@ -497,11 +691,11 @@ class Relay:
         if timer is not None:
             timer.cancel()
         self.mm.rebind(room, player, sid)
+        if self.cluster is not None:  # its socket may be on another process now
+            self.cluster.claim(sid)
+            self.records.opened(room, self._homes(room))
         if p.inputs:
-            try:
-                room.record_inputs(player, p.inputs)
-            except RoomError as exc:
-                raise Rejected(str(exc), exc.reason) from None
+            self._record(room, player, p.inputs)
             await self._relay(room, player, max(f for f, _ in p.inputs), p.inputs)
         await self._tell_peers(room, player, "partner_back", {"player": player})
         self.stats["rejoined"] += 1
@@ -574,7 +768,7 @@ class Relay:
             fresh = [[f, self.stand_in_input(room, player, f)] for f in range(first, upto + 1)]
             if not fresh:
                 continue
-            room.record_inputs(player, fresh)
+            self._record(room, player, fresh)
             for chunk in range(0, len(fresh), 32):  # an input message carries at most 32
                 await self._relay(room, player, upto, fresh[chunk:chunk + 32])
 
@@ -610,7 +804,7 @@ class Relay:
     async def _end_room(self, room: Room, player: str, end_reason: str, notice: dict) -> None:
         """`player` is gone for good: the room ends for everyone (inputs kept), the others hear why."""
         room.status = "abandoned"
-        self.mm.close(room)
+        self._close(room)
         await self.store.save_room(room_record(room, ended=time.time(), end_reason=end_reason))
         await self._tell_peers(room, player, "partner_left", notice)
 
@@ -632,14 +826,26 @@ class Relay:
                 timer.cancel()
             timers.clear()
         rooms = [room for room in self.mm.rooms.values() if room.status == "playing"]
+        await self._interrupt(rooms, reason, here_too=False)
+        return len(rooms)
+
+    async def _interrupt(self, rooms: list[Room], reason: str, here_too: bool = True) -> None:
+        """End rooms as ``interrupted`` with the inputs recorded so far, and tell the people
+        still seated (but for `here_too` False, those connected to this process: it is
+        stopping, their pages hear it from their connection)."""
         ended = time.time()
         records = []
         for room in rooms:  # close them all first: no input is recorded after its snapshot
             room.status = "interrupted"
-            self.mm.close(room)
+            self._close(room)
             records.append(room_record(room, ended=ended, end_reason=reason))
         for record in records:
             await self.store.save_room(record)
         if records:
             log.info("saved %d open room(s) as interrupted", len(records))
-        return len(records)
+        notice = {"player": None, "reason": "interrupted", "message": INTERRUPTED}
+        for room in rooms:
+            for seat in room.seats.values():
+                elsewhere = self.cluster is not None and seat.sid in self.cluster.home
+                if not (seat.away or seat.stand_in) and (here_too or elsewhere):
+                    await self._emit("partner_left", notice, seat.sid)

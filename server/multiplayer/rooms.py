@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_INPUT_BYTES = 256
@@ -150,6 +150,29 @@ class Room:
                 self.desyncs.append(report)
                 return report
         return None
+
+
+def room_to_wire(room: Room) -> dict[str, Any]:
+    """A room as plain JSON, without its inputs: how the matchmaker hands a room to the
+    process that will own it, and how an owner leaves a record of it in Redis."""
+    seats = {p: {k: v for k, v in asdict(s).items() if k != "joined"} for p, s in room.seats.items()}
+    return {"id": room.id, "experiment": room.experiment, "seed": room.seed, "players": room.players,
+            "horizon": room.horizon, "created": room.created, "hosts": room.hosts, "matching": room.matching,
+            "seats": seats}
+
+
+def room_from_wire(data: dict[str, Any]) -> Room:
+    return Room(id=data["id"], experiment=data["experiment"], seed=data["seed"],
+                players=list(data["players"]), seats={p: Seat(**s) for p, s in data["seats"].items()},
+                horizon=data["horizon"], created=data["created"], hosts=dict(data["hosts"]),
+                matching=dict(data["matching"]))
+
+
+def pick_owner(room: Room, home_of: dict[str, str]) -> str:
+    """The process to play a room on: the one holding most of its people's sockets (their
+    inputs then never cross processes), ties going to the earliest arrival's."""
+    homes = [home_of[s.sid] for s in sorted(room.seats.values(), key=lambda s: s.joined) if not s.stand_in]
+    return max(homes, key=lambda h: (homes.count(h), -homes.index(h)))
 
 
 def group_queue(key: str, group: dict[str, str]) -> str:

@@ -124,7 +124,8 @@ def register_routes(app: Quart, experiments: dict[str, Experiment], default: str
         (server/transport/limits.py, server/transport/sockets.py), connections, relay totals."""
         coplay = current_app.extensions.get("coplay", {})
         sockets, relay = coplay.get("sockets"), coplay.get("relay")
-        return {**(sockets.stats() if sockets else {}), "relay": dict(relay.stats) if relay else {}}
+        return {**(sockets.stats() if sockets else {}), "relay": dict(relay.stats) if relay else {},
+                "cluster": relay.cluster_stats() if relay else None}
 
     def experiment_or_404(name: str) -> Experiment:
         if name not in experiments:

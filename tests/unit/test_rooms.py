@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from server.multiplayer.rooms import MAX_INPUT_BYTES, LatencyRule, Matchmaker, Room, RoomError, Seat
+from server.multiplayer.rooms import (
+    MAX_INPUT_BYTES,
+    LatencyRule,
+    Matchmaker,
+    Room,
+    RoomError,
+    Seat,
+    pick_owner,
+    room_from_wire,
+    room_to_wire,
+)
 
 PLAYERS = ["p0", "p1"]
 HORIZON = 100
@@ -416,3 +426,38 @@ def test_latency_matching_leaves_groups_ai_seats_and_the_address_count_as_they_w
     assert mm.seats_from("10.0.0.9") == 2
     assert mm.match("exp/ip", PLAYERS, HORIZON, rule=RULE, now=30.0) is not None
     assert mm.seats_from("10.0.0.9") == 2 and mm.waiting("exp/ip") == []
+
+
+# -- rooms spread over processes ------------------------------------------------------------------
+
+def _room_of(*sids: str, stand_in: str | None = None) -> Room:
+    seats = {f"p{i}": Seat(sid, f"pid-{sid}", f"ep-{sid}", {"delay_ms": 0}, joined=float(i),
+                           stand_in=sid == stand_in) for i, sid in enumerate(sids)}
+    return Room(id="r", experiment="e//g", seed=7, players=list(seats), seats=seats, horizon=90)
+
+
+def test_a_room_goes_to_the_process_holding_most_of_its_people():
+    homes = {"a": "P1", "b": "P2", "c": "P2"}
+    assert pick_owner(_room_of("a", "b", "c"), homes) == "P2"
+
+
+def test_a_tie_goes_to_the_first_arrivals_process_and_stand_ins_do_not_count():
+    assert pick_owner(_room_of("a", "b"), {"a": "P1", "b": "P2"}) == "P1"
+    assert pick_owner(_room_of("b", "a"), {"a": "P1", "b": "P2"}) == "P2"
+    # the stand-in's placeholder socket is on no process: the one person decides
+    assert pick_owner(_room_of("s", "a", stand_in="s"), {"s": "P9", "a": "P1"}) == "P1"
+
+
+def test_a_room_handed_to_another_process_arrives_whole():
+    room = _room_of("a", "b")
+    room.hosts = {"p2": "p0"}
+    room.matching = {"by": "latency"}
+    again = room_from_wire(room_to_wire(room))
+    assert (again.id, again.experiment, again.seed, again.players, again.horizon, again.created) == (
+        room.id, room.experiment, room.seed, room.players, room.horizon, room.created)
+    assert again.hosts == room.hosts and again.matching == room.matching
+    for player, seat in room.seats.items():
+        other = again.seats[player]
+        assert (other.sid, other.participant_id, other.episode_id, other.net, other.token, other.ip) == (
+            seat.sid, seat.participant_id, seat.episode_id, seat.net, seat.token, seat.ip)
+    assert again.inputs == {"p0": {}, "p1": {}}
