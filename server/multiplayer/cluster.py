@@ -74,6 +74,8 @@ class Cluster:
         self.deliver: Callable[[str, Any, str], Awaitable[Any]] | None = None
         # a process was found dead: (process, whether this process is the matchmaker)
         self.on_dead: list[Callable[[str, bool], Awaitable[None]]] = []
+        # the matchmaker changed (the one before died or stopped): its waiting rooms are gone
+        self.on_new_leader: list[Callable[[], Awaitable[None]]] = []
         self.dead: set[str] = set()
         # sockets of this process -> the process owning their room (set by route claims)
         self.owner_of: dict[str, str] = {}
@@ -155,7 +157,17 @@ class Cluster:
     async def _elect(self) -> None:
         if await self.redis.set(LEADER_KEY, self.me, nx=True, px=LOCK_MS):
             log.info("process %s is the matchmaker", self.me)
-        self.leader = await self.redis.get(LEADER_KEY)
+        await self._read_leader()
+
+    async def _read_leader(self) -> None:
+        before, self.leader = self.leader, await self.redis.get(LEADER_KEY)
+        if before is not None and self.leader is not None and self.leader != before:
+            log.warning("process %s is the matchmaker now (was %s)", self.leader, before)
+            for hook in self.on_new_leader:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("handling the new matchmaker failed")
 
     async def _keep_alive(self) -> None:
         while True:
@@ -165,7 +177,7 @@ class Cluster:
                 if self.is_leader:
                     if not await self.redis.eval(_REFRESH, 1, LEADER_KEY, self.me, LOCK_MS):
                         log.error("process %s lost the matchmaker lock", self.me)
-                        self.leader = await self.redis.get(LEADER_KEY)
+                        await self._read_leader()
                     else:
                         await self._find_dead()
                 else:
@@ -190,6 +202,7 @@ class Cluster:
 
     async def _buried(self, process: str) -> None:
         self.dead.add(process)
+        await self._read_leader()  # the one that found it, if it was the matchmaker
         for sid in [s for s, owner in self.owner_of.items() if owner == process]:
             del self.owner_of[sid]
         for hook in self.on_dead:

@@ -110,6 +110,9 @@ class Relay:
         # matchmaker: the room each socket was seated in, the process owning it (None: here) and
         # the socket's address (a seat in a room elsewhere counts toward the address's games)
         self.placed: dict[str, tuple[str, str | None, str]] = {}
+        # sockets of this process waiting in the matchmaker's waiting room, with their join: if
+        # the matchmaker dies they join again at the next one
+        self.waiting_here: dict[str, tuple[dict, MpJoin]] = {}
         self.max_rooms_per_ip = max_rooms_per_ip
         self.away_timers: dict[tuple[str, str], asyncio.Task] = {}  # (room, player) -> dropout timer
         # with several processes (Redis), a join runs on the matchmaker, a room's other events on
@@ -126,6 +129,8 @@ class Relay:
             if cluster is not None:  # inputs are not acknowledged by pages: no need to wait
                 handler = cluster.route(event, model, handler, where, wait=event != "input",
                                         claims=event == "mp_rejoin")
+                if event == "mp_join":
+                    handler = self._joined_at(handler)
             routed[event] = handler
             if event != "inplay_exclude":  # not a page's event
                 sockets.register(event, model, handler)
@@ -136,6 +141,7 @@ class Relay:
             cluster.serve(GONE_WAITING, None, self.gone_waiting)
             cluster.serve(GONE_PLAYING, None, self.gone_playing)
             cluster.on_dead.append(self.process_died)
+            cluster.on_new_leader.append(self._join_again)
         sockets.register("rtt", Rtt, self.rtt)
         exclude = routed["inplay_exclude"]
         self.inplay = InPlay(store, experiments,
@@ -145,6 +151,26 @@ class Relay:
     # -- where a room event runs (several processes) -------------------------------------------
     def _matchmaker(self, sid: str, payload: Any) -> str | None:
         return self.cluster.leader
+
+    def _joined_at(self, join):
+        """Remember the sockets of this process left waiting by their join (several processes)."""
+        async def joined(sid: str, session: dict, p: MpJoin) -> dict:
+            reply = await join(sid, session, p)
+            if reply.get("status") == "waiting":
+                self.waiting_here[sid] = (session, p)
+            return reply
+
+        self._join_routed = join
+        return joined
+
+    async def _join_again(self) -> None:
+        """The matchmaker changed (the one before died or stopped, its waiting rooms with it):
+        the sockets of this process it had waiting join the next one."""
+        for sid, (session, p) in list(self.waiting_here.items()):
+            try:
+                await self._join_routed(sid, session, p)
+            except Rejected as exc:
+                log.warning("socket %s could not join the new matchmaker: %s", sid, exc)
 
     def _owner(self, sid: str, payload: Any) -> str | None:
         """The process owning the room of a socket of this process (None: here, or no room)."""
@@ -167,6 +193,8 @@ class Relay:
         """Emit to one socket. A socket on this process is written to directly; one on another
         process gets it through the cluster's batched per-process channel, or else through
         python-socketio's client manager."""
+        if event in ("room_start", "wait_timeout"):  # out of the waiting room
+            self.waiting_here.pop(sid, None)
         if await self.sio.send_to(sid, event, data):
             return
         if self.cluster is not None and self.cluster.emit_remote(sid, event, data):
@@ -586,6 +614,7 @@ class Relay:
         owner = self._owner(sid, None)
         in_room_here = self.mm.room_for(sid) is not None
         self.cluster.owner_of.pop(sid, None)
+        self.waiting_here.pop(sid, None)
         try:
             await self._to(self.cluster.leader, GONE_WAITING, sid, {"owner": owner or self.cluster.me})
             if owner is not None or in_room_here:

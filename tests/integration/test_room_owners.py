@@ -199,3 +199,35 @@ async def test_a_killed_process_ends_only_its_rooms_and_keeps_their_inputs(three
             await close(fresh)
     finally:
         await close(*pairs.values())
+
+
+async def test_when_the_matchmaker_dies_those_waiting_are_matched_by_the_next_one(three_processes):
+    servers, ids = three_processes
+    leader = ids.index(stats(servers[0])["matchmaker"])
+    x, y = (i for i in range(3) if i != leader)
+    playing = await room_of(servers[x], servers[x])  # owned by x: the matchmaker's death leaves it be
+    waiter = Client(servers[y].url, "spread")
+    await waiter.connect()
+    newcomer = Client(servers[x].url, "spread")
+    try:
+        assert (await waiter.call("mp_join", {"episode_id": "ep-waiter"}))["status"] == "waiting"
+        await play(playing, range(2, 11))
+        servers[leader].process.kill()
+        servers[leader].process.wait(10)
+        def new_matchmaker():
+            seen = {stats(servers[i])["matchmaker"] for i in (x, y)}
+            return seen if len(seen) == 1 and ids[leader] not in seen else None
+
+        assert await wait_until(new_matchmaker, 20, "one new matchmaker") <= {ids[x], ids[y]}
+        await newcomer.connect()
+        ack = await newcomer.call("mp_join", {"episode_id": "ep-newcomer"})
+        assert ack["status"] in ("matched", "waiting"), ack  # the waiter may be joining again just now
+        # matched with the one who waited through the change
+        start, other = (await waiter.wait_for("room_start"))[0], (await newcomer.wait_for("room_start"))[0]
+        assert start["room"] == other["room"] and (start["player"], other["player"]) == ("p0", "p1")
+        await play(playing, range(11, 21))
+        await finish(playing, list(range(2, 21)), servers[x])
+    finally:
+        await waiter.close()
+        await newcomer.close()
+        await close(playing)
