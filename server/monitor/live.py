@@ -8,7 +8,11 @@ to a signed-in admin (the admin cookie is scoped to /admin, so the Socket.IO han
 never sees it). The ticket names the admin session; a signed-out or stale session, a
 forged or expired ticket, or a participant's socket are refused at connect. Every action
 must also carry the session's CSRF token, and is stored as an ``admin_action`` event with
-the session and the time."""
+the session and the time.
+
+With several processes (Redis) the picture is merged from every process's part
+(server/monitor/spread.py), and an action goes to the process that can carry it out: the
+room's owner, the matchmaker for a waiting participant, every process for a study's doors."""
 
 from __future__ import annotations
 
@@ -26,11 +30,13 @@ from quart import Quart, abort, redirect, render_template
 from server.admin.routes import SESSION_LIFETIME, AdminAccess
 from server.data.storage import Store
 from server.monitor.doors import StudyDoors
-from server.monitor.picture import StallWatch, live_picture
+from server.monitor.picture import StallWatch, add_records, local_part, merge_parts
 from server.monitor.presence import Presence
 from server.monitor.records import read_records
+from server.monitor.spread import DOORS, SpreadPicture
 from server.multiplayer.relay import Relay
 from server.study.experiment import Experiment
+from server.transport.sockets import Rejected
 
 log = logging.getLogger("coplay.monitor")
 
@@ -38,6 +44,8 @@ NAMESPACE = "/admin"
 WATCHERS = "monitors"  # the namespace's room of connected monitor pages
 PUSH_EVERY_S = 1.0
 RECORDS_EVERY_S = 5.0  # the database is read this often, not at every push
+END_ROOM = "__monitor_end_room__"  # to the process owning the room (several processes)
+SEND_AWAY = "__monitor_send_away__"  # to the matchmaker
 
 
 class Action(BaseModel):
@@ -63,6 +71,13 @@ class Monitor:
         self.stalls = StallWatch()
         self.pushes = 0
         self._task: asyncio.Task | None = None
+        self.cluster = relay.cluster
+        self.spread = SpreadPicture(self.cluster) if self.cluster is not None else None
+        self.room_process: dict[str, str | None] = {}  # room -> its owner, as last pictured
+        if self.cluster is not None:
+            self.cluster.on_broadcast[DOORS] = self._doors_changed
+            self.cluster.serve(END_ROOM, None, self._end_room_here)
+            self.cluster.serve(SEND_AWAY, None, self._send_away_here)
         sio.on("connect", self.connect, namespace=NAMESPACE)
         sio.on("disconnect", self.disconnect, namespace=NAMESPACE)
         sio.on("act", self.act, namespace=NAMESPACE)
@@ -97,19 +112,38 @@ class Monitor:
         self.watchers.pop(sid, None)
 
     # -- the picture --------------------------------------------------------------------
+    def _part(self) -> dict[str, Any]:
+        return local_part(sorted(self.experiments), self.relay.mm, self.presence, set(self.doors.closed),
+                          self.stalls, self.rtt_limit_ms, process=self.cluster.me if self.cluster else None)
+
     async def picture(self) -> dict[str, Any]:
         if time.monotonic() - self.records_at >= RECORDS_EVERY_S:
             self.records_at = time.monotonic()
             self.records = await read_records(self.store, self.experiments)
-        return live_picture(sorted(self.experiments), self.relay.mm, self.presence, set(self.doors.closed),
-                            self.records, self.stalls, self.rtt_limit_ms)
+        part = self._part()
+        if self.spread is None:
+            return add_records(part, self.records)
+        await self.spread.put(part)
+        picture = merge_parts(await self.spread.parts() or [part])
+        self.room_process = {room["id"]: room["process"]
+                             for study in picture["studies"].values() for room in study["rooms"]}
+        return add_records(picture, self.records)
 
     async def run(self) -> None:
-        """Push the picture every second while anyone watches (nothing is built otherwise)."""
+        """Push the picture every second while anyone watches (nothing is built otherwise;
+        with several processes, each shares its part while a monitor is open anywhere)."""
         while True:
             await asyncio.sleep(PUSH_EVERY_S)
+            if self.spread is not None and not self.watchers:
+                try:
+                    if await self.spread.wanted(False):
+                        await self.spread.put(self._part())
+                except Exception:
+                    log.exception("sharing the monitor's part failed")
             if not self.watchers:
                 continue
+            if self.spread is not None:
+                await self.spread.wanted(True)
             try:
                 picture = await self.picture()
                 await self.sio.emit("picture", picture, to=WATCHERS, namespace=NAMESPACE)
@@ -153,20 +187,42 @@ class Monitor:
         if action.action in ("close_study", "reopen_study"):
             if action.experiment not in self.experiments:
                 return {"ok": False, "error": f"no study {action.experiment!r}"}
-            if action.action == "close_study":
-                self.doors.close(action.experiment)
-            else:
-                self.doors.reopen(action.experiment)
+            closed = action.action == "close_study"
+            await self._doors_changed({"experiment": action.experiment, "closed": closed})
+            if self.cluster is not None:
+                await self.cluster.broadcast(DOORS, {"experiment": action.experiment, "closed": closed})
             return {"ok": True}
         if action.action == "end_room":
             if not action.reason.strip():
                 return {"ok": False, "error": "say why the room is ended (it is stored with the room)"}
-            if not await self.relay.end_room_by_researcher(action.room or "", action.reason.strip()):
-                return {"ok": False, "error": f"room {action.room!r} is not playing"}
-            return {"ok": True}
-        if not await self.relay.send_to_fallback(action.sid or ""):
-            return {"ok": False, "error": "that participant is not waiting any more"}
-        return {"ok": True}
+            request = {"room": action.room or "", "reason": action.reason.strip()}
+            done = await self._where(self.room_process.get(action.room or ""), END_ROOM,
+                                     self._end_room_here, request)
+            return done if done["ok"] else {"ok": False, "error": f"room {action.room!r} is not playing"}
+        done = await self._where(self.cluster.leader if self.cluster else None, SEND_AWAY,
+                                 self._send_away_here, {"sid": action.sid or ""})
+        return done if done["ok"] else {"ok": False, "error": "that participant is not waiting any more"}
+
+    async def _where(self, process: str | None, event: str, here, request: dict) -> dict[str, Any]:
+        """Carry out an action on the process that can (here, with one process)."""
+        if self.cluster is None or self.cluster.here(process):
+            return await here("", {}, request)
+        try:
+            return await self.cluster.forward(process, event, "", {}, request)
+        except Rejected as exc:
+            return {"ok": False, "error": str(exc)}
+
+    async def _doors_changed(self, news: dict) -> None:
+        if news["closed"]:
+            self.doors.close(news["experiment"])
+        else:
+            self.doors.reopen(news["experiment"])
+
+    async def _end_room_here(self, sid: str, session: dict, request: dict) -> dict[str, Any]:
+        return {"ok": await self.relay.end_room_by_researcher(request["room"], request["reason"])}
+
+    async def _send_away_here(self, sid: str, session: dict, request: dict) -> dict[str, Any]:
+        return {"ok": await self.relay.send_to_fallback(request["sid"])}
 
 
 def register_monitor(app: Quart, monitor: Monitor, access: AdminAccess) -> None:

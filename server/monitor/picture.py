@@ -1,7 +1,10 @@
 """The live picture of every study, built from memory each second: participants per scene,
 waiting rooms with their wait times, playing rooms seat by seat, and the problems worth a
 look, merged with what the database says (server/monitor/records.py). Pure: it reads the
-relay's rooms and the presence registry and changes nothing, so it is unit-testable."""
+relay's rooms and the presence registry and changes nothing, so it is unit-testable.
+
+With several processes each one builds the part it holds (its sockets, its rooms, and on the
+matchmaker the waiting rooms), and the monitor merges every process's part (merge_parts)."""
 
 from __future__ import annotations
 
@@ -36,34 +39,49 @@ class StallWatch:
             del self.seen[rid]
 
 
+def add_vitals(view: dict[str, Any], vitals: dict[str, Any] | None, age_s: float) -> None:
+    """A playing seat's figures from its page's vitals (wherever its socket is)."""
+    if view["status"] != "playing" or not vitals:
+        return
+    minutes = max(age_s / 60.0, 1 / 60)
+    view.update(rtt_ms=vitals.get("rtt_ms"), frame=vitals.get("frame"),
+                rollbacks_per_min=round(vitals.get("rollbacks", 0) / minutes, 1),
+                hidden=vitals.get("hidden", False))
+
+
 def _seat_view(room: Room, player: str, presence: Presence, now: float) -> dict[str, Any]:
     seat = room.seats[player]
     status = "stand_in" if seat.stand_in else "away" if seat.away else "playing"
     view: dict[str, Any] = {"player": player, "participant": seat.participant_id, "status": status}
     visitor = None if seat.stand_in or seat.away else presence.of(seat.sid)
-    if visitor is not None and visitor.vitals:
-        vitals = visitor.vitals
-        minutes = max((now - room.created) / 60.0, 1 / 60)
-        view.update(rtt_ms=vitals.get("rtt_ms"), frame=vitals.get("frame"),
-                    rollbacks_per_min=round(vitals.get("rollbacks", 0) / minutes, 1),
-                    hidden=vitals.get("hidden", False))
+    add_vitals(view, visitor.vitals if visitor is not None else None, now - room.created)
     return view
 
 
 def live_picture(names: list[str], mm: Matchmaker, presence: Presence, closed: set[str],
                  records: dict[str, Any], stalls: StallWatch, rtt_limit_ms: float,
                  now: float | None = None) -> dict[str, Any]:
+    """The picture of one process, with what the database says."""
+    return add_records(local_part(names, mm, presence, closed, stalls, rtt_limit_ms, now), records)
+
+
+def local_part(names: list[str], mm: Matchmaker, presence: Presence, closed: set[str], stalls: StallWatch,
+               rtt_limit_ms: float, now: float | None = None, process: str | None = None) -> dict[str, Any]:
+    """What this process holds: its participants, its rooms (each tagged with `process`, the
+    one to ask to end it), its waiting rooms, and its participants' vitals."""
     now = time.time() if now is None else now
     mono = time.monotonic()
     studies: dict[str, dict[str, Any]] = {
-        name: {"closed": name in closed, "scenes": {}, "waiting": [], "rooms": [], "problems": [],
-               "outcomes": (records.get("counts") or {}).get(name)}
+        name: {"closed": name in closed, "scenes": {}, "waiting": [], "rooms": [], "problems": []}
         for name in names}
+    vitals: dict[str, dict[str, Any]] = {}
     scenes: dict[str, Counter] = {name: Counter() for name in names}
     for sid, visitor in presence.visitors.items():
         if visitor.experiment not in scenes:
             continue
         scenes[visitor.experiment][visitor.scene_id or "end"] += 1
+        if visitor.vitals:
+            vitals[visitor.participant_id] = visitor.vitals
         rtt = visitor.vitals.get("rtt_ms") or 0
         if rtt > rtt_limit_ms:  # in a room or alone: whoever's page reports it
             studies[visitor.experiment]["problems"].append({
@@ -90,7 +108,7 @@ def live_picture(names: list[str], mm: Matchmaker, presence: Presence, closed: s
         studies[experiment]["rooms"].append({
             "id": room.id, "scene": scene, "condition": condition, "frame": room.newest,
             "age_s": round(now - room.created, 1), "seats": seats, "ai": dict(room.hosts),
-            "desyncs": len(room.desyncs)})
+            "desyncs": len(room.desyncs), "process": process})
         problems = studies[experiment]["problems"]
         if room.desyncs:
             problems.append({"kind": "desync", "room": room.id,
@@ -99,8 +117,40 @@ def live_picture(names: list[str], mm: Matchmaker, presence: Presence, closed: s
             problems.append({"kind": "stall", "room": room.id,
                              "detail": f"no new input for {still:.0f} s (frame {room.newest})"})
     stalls.forget_except(live)
+    return {"t": now, "studies": studies, "vitals": vitals}
+
+
+def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One picture of the parts of several processes. A seat whose socket is on another
+    process than its room gets its figures from that process's vitals."""
+    merged: dict[str, dict[str, Any]] = {}
+    vitals: dict[str, dict[str, Any]] = {}
+    for part in parts:
+        vitals.update(part.get("vitals", {}))
+        for name, study in part["studies"].items():
+            into = merged.setdefault(name, {"closed": False, "scenes": {}, "waiting": [], "rooms": [],
+                                            "problems": []})
+            into["closed"] = into["closed"] or study["closed"]
+            for scene, count in study["scenes"].items():
+                into["scenes"][scene] = into["scenes"].get(scene, 0) + count
+            for key in ("waiting", "rooms", "problems"):
+                into[key].extend(study[key])
+    for study in merged.values():
+        study["scenes"] = dict(sorted(study["scenes"].items()))
+        for room in study["rooms"]:
+            for seat in room["seats"]:
+                if "rtt_ms" not in seat:
+                    add_vitals(seat, vitals.get(seat["participant"]), room["age_s"])
+    return {"t": max((p["t"] for p in parts), default=time.time()), "studies": merged, "vitals": vitals}
+
+
+def add_records(picture: dict[str, Any], records: dict[str, Any]) -> dict[str, Any]:
+    """The picture with what the database says: outcomes, the last hour's problems, actions."""
+    studies = picture["studies"]
+    for name, study in studies.items():
+        study["outcomes"] = (records.get("counts") or {}).get(name)
     for problem in records.get("problems", []):
         study = studies.get(problem.get("experiment") or "")
         if study is not None:
             study["problems"].append(problem)
-    return {"t": now, "studies": studies, "actions": records.get("actions", [])}
+    return {"t": picture["t"], "studies": studies, "actions": records.get("actions", [])}

@@ -74,6 +74,8 @@ class Cluster:
         self.deliver: Callable[[str, Any, str], Awaitable[Any]] | None = None
         # a process was found dead: (process, whether this process is the matchmaker)
         self.on_dead: list[Callable[[str, bool], Awaitable[None]]] = []
+        # news every process hears (broadcast): kind -> what to do with it
+        self.on_broadcast: dict[str, Callable[[dict], Awaitable[None]]] = {}
         # the matchmaker changed (the one before died or stopped): its waiting rooms are gone
         self.on_new_leader: list[Callable[[], Awaitable[None]]] = []
         self.dead: set[str] = set()
@@ -211,6 +213,11 @@ class Cluster:
             except Exception:
                 log.exception("handling the death of process %s failed", process)
 
+    async def broadcast(self, kind: str, news: dict) -> None:
+        """Tell every other process (its ``on_broadcast[kind]`` runs there)."""
+        message = fastjson.dumps({**news, "kind": kind, "from": self.me})
+        await self.run(lambda r: r.publish(EVENTS, message))
+
     # -- forwarding -------------------------------------------------------------------------
     async def forward(self, target: str | None, event: str, sid: str, session: dict, payload: Any,
                       wait: bool = True) -> dict:
@@ -314,6 +321,11 @@ class Cluster:
             if message.get("channel") == EVENTS:
                 if answer.get("dead") not in (None, self.me):
                     await self._buried(answer["dead"])
+                elif answer.get("kind") in self.on_broadcast and answer.get("from") != self.me:
+                    try:
+                        await self.on_broadcast[answer["kind"]](answer)
+                    except Exception:
+                        log.exception("handling the %s broadcast failed", answer["kind"])
                 continue
             if "emits" in answer:
                 for sid, event, data in answer["emits"]:
