@@ -231,3 +231,25 @@ async def test_when_the_matchmaker_dies_those_waiting_are_matched_by_the_next_on
         await waiter.close()
         await newcomer.close()
         await close(playing)
+
+
+async def test_joins_at_once_on_every_process_seat_everyone_exactly_once(three_processes):
+    servers, ids = three_processes
+    clients = [Client(servers[i % 3].url, "spread") for i in range(12)]
+    try:
+        for client in clients:
+            await client.connect()
+        acks = await asyncio.gather(*(c.call("mp_join", {"episode_id": f"ep-{c.participant_id}"})
+                                      for c in clients))
+        assert all(ack["ok"] for ack in acks), acks
+        starts = [(await c.wait_for("room_start"))[0] for c in clients]
+        await asyncio.sleep(0.5)  # a second room_start would have come by now
+        assert [len(c.got("room_start")) for c in clients] == [1] * 12
+        rooms: dict[str, list[str]] = {}
+        for start in starts:
+            rooms.setdefault(start["room"], []).append(start["player"])
+        assert len(rooms) == 6 and all(sorted(players) == ["p0", "p1"] for players in rooms.values())
+        assert sum(stats(s)["rooms_owned"] for s in servers) == 6
+    finally:
+        for client in clients:
+            await client.close()
