@@ -28,7 +28,7 @@ import aiohttp
 from sqlalchemy import text
 
 from pilot.checks import check_data, check_export, close_engines
-from pilot.local import ROOT, free_port, launch
+from pilot.local import ROOT, ServerRefused, free_port, launch
 from pilot.participant import Options, Outcome, SimulatedParticipant
 from pilot.report import build_report, table
 from server.data.storage import create_engine
@@ -224,23 +224,27 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tempfile.mkdtemp(prefix="coplay-pilot-"))
         port, token = free_port(), secrets.token_urlsafe(24)
         database = work / "pilot.sqlite"
-        server = launch(
-            [
-                "--port",
-                str(port),
-                "--database",
-                str(database),
-                "--experiments-dir",
-                str(args.experiments_dir),
-            ],
-            work / "server.log",
-            env={
-                "COPLAY_ADMIN_TOKEN": token,
-                "COPLAY_MAX_CONNECTIONS_PER_IP": "100000",
-                "COPLAY_MAX_ROOMS_PER_IP": "100000",
-            },
-            wait=60,
-        )
+        try:
+            server = launch(
+                [
+                    "--port",
+                    str(port),
+                    "--database",
+                    str(database),
+                    "--experiments-dir",
+                    str(args.experiments_dir),
+                ],
+                work / "server.log",
+                env={
+                    "COPLAY_ADMIN_TOKEN": token,
+                    "COPLAY_MAX_CONNECTIONS_PER_IP": "100000",
+                    "COPLAY_MAX_ROOMS_PER_IP": "100000",
+                },
+                wait=60,
+            )
+        except ServerRefused as exc:  # e.g. a survey or env config the server refuses at startup
+            check = {"check": "the server takes the experiment", "ok": False, "detail": exc.reason}
+            return finish(args, build_report(args.experiment, [], {}, [check], 0.0))
         url = f"http://127.0.0.1:{port}"
         print(
             f"pilot: server of its own at {url}, database {database} (log {work / 'server.log'})",
@@ -252,6 +256,10 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.terminate()
             server.wait(15)
+    return finish(args, report)
+
+
+def finish(args: argparse.Namespace, report: dict[str, Any]) -> int:
     print(table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1) + "\n")

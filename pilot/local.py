@@ -20,6 +20,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerRefused(RuntimeError):
+    """The server exited at startup; ``reason`` is what it said (for an experiment it refuses,
+    the config error naming the file and field)."""
+
+    def __init__(self, code: int, log: str):
+        super().__init__(f"server exited with {code}:\n{log}")
+        said = log.split("cannot start:", 1)[1] if "cannot start:" in log else log
+        self.reason = " ".join(line.strip() for line in said.strip().splitlines()[-5:])
+
+
 def launch(
     args: list[str], log_path: Path, env: dict[str, str] | None = None, wait: float = 30.0
 ) -> subprocess.Popen:
@@ -37,7 +47,7 @@ def launch(
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode}:\n{log_path.read_text()}")
+            raise ServerRefused(proc.returncode, log_path.read_text())
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
                 if resp.status == 200:

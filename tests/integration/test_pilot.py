@@ -93,3 +93,21 @@ def test_an_env_that_raises_at_frame_50_fails_the_pilot_with_the_reason(tmp_path
     checks = {c["check"]: c for c in report["checks"]}
     assert checks["every step of every episode stored exactly once"]["ok"], checks
     assert checks["every episode stored with its scene and how it ended"]["ok"], checks
+
+
+def test_a_survey_the_server_refuses_fails_the_pilot_with_the_reason(tmp_path):
+    exps = tmp_path / "experiments"
+    write_experiment(exps, "badsurvey", max_steps=60, scenes=[
+        {"type": "game", "id": "play"},
+        {"type": "survey", "id": "about", "questions": [
+            {"id": "pick", "kind": "choice", "prompt": "Which?", "options": ["only one"]}]},
+        {"type": "end", "id": "end"}])
+    code, report, output = run_pilot(tmp_path, "badsurvey", "--experiments-dir", str(exps),
+                                     "--participants", "2", timeout=120)
+    assert code == 1, output
+    assert not report["ok"] and report["participants"] == 0
+    [failure] = report["failures"]
+    assert failure.startswith("check failed: the server takes the experiment: ")
+    assert "question 'pick': a choice question needs at least 2 options" in failure
+    assert "badsurvey/experiment.py" in failure  # the file to fix
+    assert "The pilot FAILED" in output and "Traceback" not in output
