@@ -13,8 +13,7 @@ from collections import Counter
 from typing import Any
 
 from server.monitor.presence import Presence
-from server.multiplayer.relay import split_key
-from server.multiplayer.rooms import Matchmaker, Room, room_key
+from server.multiplayer.rooms import Matchmaker, Room, room_key, split_key
 
 STALL_S = 3.0  # a playing room whose newest input is this old is stalled
 

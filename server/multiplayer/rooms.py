@@ -175,6 +175,34 @@ def pick_owner(room: Room, home_of: dict[str, str]) -> str:
     return max(homes, key=lambda h: (homes.count(h), -homes.index(h)))
 
 
+def queue_key(experiment: str, condition: str | None, scene: str) -> str:
+    """Participants are matched only with others of the same experiment, condition and
+    game scene (a waiting room per scene)."""
+    return f"{experiment}/{condition or ''}/{scene}"
+
+
+def split_key(key: str) -> tuple[str, str | None, str]:
+    experiment, condition, scene = key.split("/", 2)
+    return experiment, condition or None, scene
+
+
+def others_inputs(room: Room, player: str, since: dict[str, list]) -> dict[str, list]:
+    """What `player`'s page needs of the recorded inputs: not its own, nor its AI seats'."""
+    return {q: rec for q, rec in since.items() if q != player and room.hosts.get(q) != player}
+
+
+def room_record(room: Room, **extra: Any) -> dict:
+    experiment, condition, scene = split_key(room.experiment)
+    return {
+        "id": room.id, "experiment": experiment, "condition": condition, "scene_id": scene, "seed": room.seed,
+        "created": room.created,
+        "players": {p: seat.participant_id for p, seat in room.seats.items()}, "status": room.status,
+        "desyncs": room.desyncs,
+        "inputs": {p: {str(f): v for f, v in rec.items()} for p, rec in room.inputs.items()},
+        **extra,
+    }
+
+
 def group_queue(key: str, group: dict[str, str]) -> str:
     """The waiting room of one group of partners (they play the next room together)."""
     return key + "#" + ",".join(sorted(group))
