@@ -22,6 +22,14 @@ FOUNDATION_ROWS = [
 ]
 
 
+def delivered(counts: dict | None, how: str = "") -> str:
+    """A latency's counts (bench.common.delivery) for its table cell."""
+    if not counts:
+        return "–"
+    return (f"{counts['arrived']:,} of {counts['sent']:,} sent{how}; refused {counts['refused']:,}, "
+            f"lost {counts['lost']:,}")
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     f = results["figures"]
@@ -52,8 +60,8 @@ def markdown(results: dict) -> str:
                          f"| {fig['worker']['disconnects']} ({fig['worker']['all_ready_s']} s) | "
                          f"{fig['main_thread']['disconnects']} ({fig['main_thread']['all_ready_s']} s) | 0 |")
         relay = mp["relay"]
-        counted = (f"{relay['relay_one_way_ms']['n']} of {relay.get('sent', '?')} sent at "
-                   f"{relay.get('inputs_per_s', '?')}/s; refused {relay.get('refused', '?')}, lost {relay['lost']}")
+        counted = delivered({"arrived": relay["relay_one_way_ms"]["n"], **relay},
+                            f" at {relay.get('inputs_per_s', '?')}/s")
         lines += ["", "| relay (loopback, python-socketio clients) | p50 ms | p99 ms | inputs measured |",
                   "|---|---:|---:|---|",
                   f"| input relayed client → server → partner (one way) | {relay['relay_one_way_ms']['p50']:g} | "
@@ -141,13 +149,21 @@ def _scenes_lines(sc: dict | None) -> list[str]:
 def _fuzz_lines(fz: dict | None) -> list[str]:
     if not fz:
         return []
-    lat = fz["relay_one_way_ms"]
+    lat, counts = fz["relay_one_way_ms"], fz.get("relay_delivery", {})
+    att = fz["attacker_counts"]
     return ["", "**Hostile input** — a good room plays while hostile clients send malformed events", "",
             "| figure | with attackers | without (same run) | target |", "|---|---:|---:|---|",
             f"| good room relay one way p50 / p99 ms | {lat['attacked']['p50']:g} / {lat['attacked']['p99']:g} | "
             f"{lat['quiet']['p50']:g} / {lat['quiet']['p99']:g} | |",
+            f"| of which p0's inputs (30/s) | {delivered(counts.get('attacked'))} | "
+            f"{delivered(counts.get('quiet'))} | 0 refused, 0 lost |",
+            f"| good room events refused / never acknowledged (any event, both runs) | "
+            f"{fz.get('good_room_refused_acks', '–')} / {fz.get('good_room_unanswered', '–')} | | 0 / 0 |",
             f"| good room ends | {fz['room_status']['attacked']} | {fz['room_status']['quiet']} | completed |",
             f"| hostile events refused per second ({fz['attackers']} clients) | {fz['rejected_per_s']:g} | | |",
+            f"| hostile events (meant to be refused, {fz['offered_per_client_per_s']:g}/s per client): sent, "
+            f"refused, accepted, never answered (dropped for abuse first; reconnects) | {att['sent']:,}, "
+            f"{att['refused']:,}, {att['accepted']:,}, {att.get('unanswered', '–')} ({att['reconnects']}) | | |",
             f"| server crashes | {fz['crashes']} | | 0 |"]
 
 
