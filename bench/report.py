@@ -289,17 +289,27 @@ def _replay_lines(rb: dict | None) -> list[str]:
              f"({st['replay_frames']} frames of `kitchen`); the measuring clients and the finishing rooms' "
              "clients in two processes, nothing pinned (server, replay workers and clients share the "
              "cores); the median of the trials (interleaved), every trial's ratio beside it", "",
-             "| replays run | relay one way p50 / p99 ms, no room finishing | same, while the rooms finish "
-             "| p99 ratio (trials) | all results after | target |", "|---|---:|---:|---:|---:|---|"]
-    for side, label in (("pool", "process pool, 2 workers (default)"),
-                        ("thread", "thread of the server process (old way, `replay_workers = 0`)")):
-        if side not in rb:
-            continue
+             "| replays run | relay one way p50 / p99 ms, no room finishing (inputs) | same, while the rooms "
+             "finish (inputs) | p99 ratio (trials) | all results after (results) | target |",
+             "|---|---:|---:|---:|---:|---|"]
+    sides = [(side, label) for side, label in (
+        ("pool", "process pool, 2 workers (default)"),
+        ("thread", "thread of the server process (old way, `replay_workers = 0`)")) if side in rb]
+    for side, label in sides:
         fig = rb[side]
-        lines.append(f"| {label} | {fig['quiet_ms']['p50']:g} / {fig['quiet_ms']['p99']:g} | "
-                     f"{fig['burst_ms']['p50']:g} / {fig['burst_ms']['p99']:g} | {fig['p99_ratio']:g}× "
+        lines.append(f"| {label} | {fig['quiet_ms']['p50']:g} / {fig['quiet_ms']['p99']:g} "
+                     f"({delivered(fig.get('quiet_delivery'))}) | "
+                     f"{fig['burst_ms']['p50']:g} / {fig['burst_ms']['p99']:g} ({delivered(fig.get('burst_delivery'))})"
+                     f" | {fig['p99_ratio']:g}× "
                      f"({', '.join(f'{r:g}' for r in fig.get('trial_ratios', [fig['p99_ratio']]))}) | "
-                     f"{fig['all_results_within_s']} s | {'≤ 2×' if side == 'pool' else ''} |")
+                     f"{fig['all_results_within_s']} s ({delivered(fig.get('results_delivery'))}) | "
+                     f"{'≤ 2×' if side == 'pool' else ''} |")
+    totals = [(label, rb[side]["trials_delivery"]) for side, label in sides if "trials_delivery" in rb[side]]
+    if totals:
+        lines += ["", "| every trial, summed | inputs, no room finishing | inputs, while the rooms finish "
+                  "| final hashes → room results |", "|---|---|---|---|"]
+        lines += [f"| {label} | {delivered(t['quiet_delivery'])} | {delivered(t['burst_delivery'])} | "
+                  f"{delivered(t['results_delivery'])} |" for label, t in totals]
     return lines
 
 
