@@ -81,14 +81,19 @@ def markdown(results: dict) -> str:
                   "| figure | value | baseline in the same run | target |", "|---|---:|---:|---|",
                   f"| ingest through Socket.IO (validated, acknowledged), 50 clients, batches of 500 | "
                   f"{sio['records_per_s']:,} records/s | {direct['records_per_s']:,} records/s straight into the store | ≥ 50,000/s |",
+                  f"| of which batches acknowledged | {delivered(sio.get('delivery'))} | | 0 refused, 0 lost |",
                   f"| ack latency, 50 participants × 30 steps/s, p50 / p99 | {real['ack_ms']['p50']:g} / "
                   f"{real['ack_ms']['p99']:g} ms | | |",
+                  f"| of which batches acknowledged (one per second each) | {delivered(real.get('delivery'))} | | "
+                  "0 refused, 0 lost |",
                   f"| export of {exp['rows']:,} step rows (CSV + Parquet + manifest) | {exp['export_s']:g} s | "
                   f"{exp['baseline_select_all_s']:g} s to read them with `SELECT *` | |"]
         if "socketio_max_postgres" in ing:
-            lines.append(f"| the same ingest into Postgres 15 (started by the bench, default settings) | "
-                         f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
-                         f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
+            lines += [f"| the same ingest into Postgres 15 (started by the bench, default settings) | "
+                      f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
+                      f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |",
+                      f"| of which batches acknowledged | {delivered(ing['socketio_max_postgres'].get('delivery'))} | "
+                      "| 0 refused, 0 lost |"]
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
     lines += _scenes_lines(results.get("scenes"))
     lines += _frames_lines(results.get("frames"))
