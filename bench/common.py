@@ -38,3 +38,15 @@ def machine() -> dict:
     browser = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True).stdout.strip()
     return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(),
             "python": platform.python_version(), "browser": browser}
+
+
+def delivery(sent: int, arrived: int, refused: int) -> dict:
+    """What became of the ``sent`` messages whose latency a figure reports, to sit beside it:
+    ``arrived`` (the ones measured), ``refused`` by the server (a server_error or an error
+    ack) and ``lost`` (neither: never arrived). A latency is only honest beside these."""
+    return {"sent": sent, "arrived": arrived, "refused": refused, "lost": sent - arrived - refused}
+
+
+def add_delivery(counts: list[dict]) -> dict:
+    """Several `delivery` counts summed (trials, windows)."""
+    return {key: sum(c[key] for c in counts) for key in ("sent", "arrived", "refused", "lost")}

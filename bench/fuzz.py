@@ -7,7 +7,13 @@ tests/integration/test_fuzz.py) at ``per_client`` events/s, under the default ra
 so the server has to validate and refuse every one; a connection the server drops for
 abuse (too many refused events) reconnects, as an attacker would. Reported: events/s the
 server refused while the room played, the room's relay latency (p0's input → p1, one way)
-with and without the attack, whether the room completed, and crashes (must be 0)."""
+with and without the attack, whether the room completed, and crashes (must be 0).
+
+Beside each latency, what became of the inputs it measures (``relay_delivery``: sent,
+arrived, refused with an error ack, lost) and every refused or unacknowledged event of the
+good room; it sends ~32 events/s per connection, within the server's rate limit, so none
+should be refused. The attackers' refusals are the point: ``attacker_counts`` has what
+they sent, what was refused, accepted, or never answered (the connection dropped first)."""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.common import summary
+from bench.common import delivery, summary
 
 
 def _stats(url: str) -> dict:
@@ -83,6 +89,7 @@ async def _attack(url: str, attackers: int, per_client: float, pool: list, stop)
                 await c.disconnect()
 
     await asyncio.gather(*(one(k) for k in range(attackers)))
+    counts["unanswered"] = counts["sent"] - counts["refused"] - counts["accepted"]
     return counts
 
 
@@ -131,6 +138,10 @@ def run(frames: int = 450, attackers: int = 10, per_client: float = 100.0) -> di
             "attacker_counts": counts,
             "relay_one_way_ms": {"quiet": summary(quiet["latency_ms"]),
                                  "attacked": summary(attacked["latency_ms"])},
+            "relay_delivery": {side: delivery(r["inputs_sent"], len(r["latency_ms"]), r["inputs_refused"])
+                               for side, r in (("quiet", quiet), ("attacked", attacked))},
+            "good_room_refused_acks": len(quiet["refused"]) + len(attacked["refused"]),
+            "good_room_unanswered": len(quiet["unanswered"]) + len(attacked["unanswered"]),
             "room_status": {"quiet": quiet["outcome"][0]["status"],
                             "attacked": attacked["outcome"][0]["status"]},
             "good_room_errors": len(quiet["errors"]) + len(attacked["errors"]),

@@ -2,7 +2,12 @@
 rooms at 30 inputs/s per seat (the scale benchmark's bots, bench/load.py); its CPU is measured
 over the same window length with nobody watching and with a signed-in admin's monitor
 socket receiving the picture every second, interleaved (A B A B) so drift hits both alike.
-The relay's p99 is reported beside each, and how many pictures the watcher received."""
+The relay's p99 is reported beside each, and how many pictures the watcher received.
+
+Beside each p99, what became of the inputs sent in the window (``delivery``: sent, arrived,
+refused, lost). Each seat sends 30 inputs/s, within the server's rate limit. bench/load.py
+counts the bots' server_error events over the whole run (any event), not per window: that
+count stands as "refused", so it is an upper bound of the window's refused inputs."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from pathlib import Path
 import socketio
 
 from bench import load
+from bench.common import delivery
 from server.admin.password import hash_password
 from tests.servers import ROOT, start_server
 
@@ -69,6 +75,12 @@ class Watcher:
         return json.loads(out.strip().splitlines()[-1])["pictures"]
 
 
+def _delivery(level: dict) -> dict:
+    """A load level's inputs in its window: sent, arrived, refused (its server_errors), lost."""
+    arrived = (level["relay_one_way_ms"] or {}).get("n", 0)
+    return delivery(arrived + level["relay_lost_messages"], arrived, level["server_errors"])
+
+
 def run(rooms: int = 100, seconds: float = 15.0, warmup: float = 3.0, trials: int = 3) -> dict:
     work = Path(tempfile.mkdtemp(prefix="coplay-bench-monitor-"))
     names = load._experiments(work / "experiments", 2)
@@ -101,6 +113,7 @@ def run(rooms: int = 100, seconds: float = 15.0, warmup: float = 3.0, trials: in
         out[side] = {"server_cpu_percent": cpu, "mean_cpu_percent": round(sum(cpu) / len(cpu), 1),
                      "relay_p99_ms": [lv["relay_one_way_ms"]["p99"] for lv in levels],
                      "lost_messages": [lv["relay_lost_messages"] for lv in levels],
+                     "delivery": [_delivery(lv) for lv in levels],
                      "pictures_per_s": [lv["pictures_per_s"] for lv in levels]}
     out["monitor_cpu_percent"] = round(out["admin_watching"]["mean_cpu_percent"]
                                        - out["nobody_watching"]["mean_cpu_percent"], 1)

@@ -13,6 +13,12 @@ server's steady state; their start-up is not what is measured). The finishing ro
 run in a process of their own, so their work never delays the measuring clients' clock.
 Nothing is pinned: server, replay workers and both client processes share the cores.
 
+Beside each latency, what became of the inputs it measures (sent in the window, arrived,
+refused with a server_error, lost), and of the finishing rooms' results (rooms, results
+back, refused final hashes, lost): every client sends within the server's rate limit (30
+inputs/s per seat; a finishing room's 29 recorded messages per seat, each awaited), so
+nothing should be refused.
+
     python -m bench.replay_burst [--rooms 20] [--quiet-rooms 20] [--frames 900]
 """
 
@@ -29,7 +35,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import summary
+from bench.common import add_delivery, delivery, summary
 from bench.load import ACTIONS, FPS, Seat
 from server.multiplayer.replay import replay
 from server.transport import serving
@@ -48,6 +54,13 @@ class TimedSeat(Seat):
         self.samples: list[tuple[float, float]] = []
         self.seed = 0
         self.result_at = 0.0
+        self.refusals: list[float] = []  # perf_counter when a server_error about an input came
+        self.sio.on("server_error", self.on_error)
+
+    def on_error(self, data) -> None:
+        self.errors.append(data)
+        if isinstance(data, dict) and data.get("event") == "input":
+            self.refusals.append(time.perf_counter())
 
     def on_start(self, data: dict) -> None:
         super().on_start(data)
@@ -97,8 +110,14 @@ async def _finish(pair: tuple[TimedSeat, TimedSeat], digest: str, frames: int, d
         await s.sio.emit("state_hash", {"frame": frames, "hash": digest, "final": True})
 
 
-def _window(seats: list[TimedSeat], start: float, end: float) -> list[float]:
-    return [(got - sent) * 1000 for s in seats for sent, got in s.samples if start <= sent < end]
+def _window(seats: list[TimedSeat], start: float, end: float) -> tuple[list[float], dict]:
+    """The relay's one-way latencies of the seats' inputs sent within [start, end), and what
+    became of those inputs: arrived, refused (a server_error about an input carries no frame:
+    counted by when it came back) and lost (neither). Call it once the last ones are in."""
+    ms = [(got - sent) * 1000 for s in seats for sent, got in s.samples if start <= sent < end]
+    unarrived = sum(1 for s in seats for sent in s.sent_at.values() if start <= sent < end)
+    refused = sum(1 for s in seats for t in s.refusals if start <= t < end)
+    return ms, delivery(len(ms) + unarrived, len(ms), refused)
 
 
 def kitchen_config() -> dict:
@@ -135,7 +154,11 @@ async def _finishing_rooms(url: str, rooms: int, frames: int, conn) -> None:
         status = pair[0].result["status"] if pair[0].result else "none"
         statuses[status] = statuses.get(status, 0) + 1
     last = max(pair[0].result_at for pair in finishing) - burst_start if ended else None
-    conn.send({"statuses": statuses, "last_result_s": last})
+    back = sum(pair[0].result is not None for pair in finishing)
+    refused = sum(1 for pair in finishing if pair[0].result is None and any(  # a final hash refused
+        isinstance(e, dict) and e.get("event") == "state_hash" for s in pair for e in s.errors))
+    conn.send({"statuses": statuses, "last_result_s": last,
+               "delivery": delivery(len(finishing), back, refused)})
     assert await asyncio.to_thread(conn.recv) == "stop"
     for s in [s for pair in [*finishing, warm] for s in pair]:
         await s.sio.disconnect()
@@ -172,25 +195,28 @@ async def _measure(url: str, rooms: int, quiet_rooms: int, frames: int, quiet_s:
     await asyncio.gather(*players, return_exceptions=True)
     ours.send("stop")
     await asyncio.to_thread(finisher.join, 30)
-    quiet_ms = _window(quiet_seats, *quiet_window)
-    burst_ms = _window(quiet_seats, burst_start, burst_start + burst_s)
+    quiet_ms, quiet_counts = _window(quiet_seats, *quiet_window)
+    burst_ms, burst_counts = _window(quiet_seats, burst_start, burst_start + burst_s)
     for s in quiet_seats:
         await s.sio.disconnect()
     quiet_sum, burst_sum = summary(quiet_ms), summary(burst_ms)
     last = report["last_result_s"]
     return {"quiet_ms": quiet_sum, "burst_ms": burst_sum,
+            "quiet_delivery": quiet_counts, "burst_delivery": burst_counts,
             "p99_ratio": round(burst_sum["p99"] / quiet_sum["p99"], 2) if quiet_sum["p99"] else None,
             "all_results_within_s": round(last, 3) if last is not None else None,
-            "room_results": report["statuses"]}
+            "room_results": report["statuses"], "results_delivery": report["delivery"]}
 
 
 def run(rooms: int = 20, quiet_rooms: int = 20, frames: int = 900, quiet_s: float = 5.0,
         burst_s: float = 5.0, trials: int = 5) -> dict:
     """{"pool": side, "thread": side, "settings", "target"}; a side is its median trial (by
     p99 ratio), with quiet_ms and burst_ms (p50/p99/mean/n of the quiet rooms' relay one
-    way), p99_ratio, all_results_within_s (burst start -> last room_result), room_results
-    (status counts) and every trial's ratio (a p99 over 5 s on a shared 2-core machine
-    moves from run to run: the trials, interleaved, show by how much)."""
+    way), quiet_delivery and burst_delivery (their inputs sent, arrived, refused, lost),
+    p99_ratio, all_results_within_s (burst start -> last room_result), room_results (status
+    counts), results_delivery (finishing rooms, results back, refused, lost), every trial's
+    ratio (a p99 over 5 s on a shared 2-core machine moves from run to run: the trials,
+    interleaved, show by how much) and trials_delivery (the counts summed over all trials)."""
     work = Path(tempfile.mkdtemp(prefix="coplay-replay-burst-"))
     write_experiment(work / "experiments", EXPERIMENT, env_source=(KITCHEN / "env.py").read_text(),
                      players=["p0", "p1"], default_action="noop", controls=KITCHEN_CONTROLS,
@@ -215,7 +241,9 @@ def run(rooms: int = 20, quiet_rooms: int = 20, frames: int = 900, quiet_s: floa
             print(f"replay burst: {side}: {json.dumps(result)}", file=sys.stderr, flush=True)
     for side, results in found.items():
         ordered = sorted(results, key=lambda r: r["p99_ratio"])
-        out[side] = {**ordered[len(ordered) // 2], "trial_ratios": [r["p99_ratio"] for r in results]}
+        out[side] = {**ordered[len(ordered) // 2], "trial_ratios": [r["p99_ratio"] for r in results],
+                     "trials_delivery": {key: add_delivery([r[key] for r in results])
+                                         for key in ("quiet_delivery", "burst_delivery", "results_delivery")}}
     return out
 
 

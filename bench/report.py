@@ -22,6 +22,14 @@ FOUNDATION_ROWS = [
 ]
 
 
+def delivered(counts: dict | None, how: str = "") -> str:
+    """A latency's counts (bench.common.delivery) for its table cell."""
+    if not counts:
+        return "–"
+    return (f"{counts['arrived']:,} of {counts['sent']:,} sent{how}; refused {counts['refused']:,}, "
+            f"lost {counts['lost']:,}")
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     f = results["figures"]
@@ -52,8 +60,8 @@ def markdown(results: dict) -> str:
                          f"| {fig['worker']['disconnects']} ({fig['worker']['all_ready_s']} s) | "
                          f"{fig['main_thread']['disconnects']} ({fig['main_thread']['all_ready_s']} s) | 0 |")
         relay = mp["relay"]
-        counted = (f"{relay['relay_one_way_ms']['n']} of {relay.get('sent', '?')} sent at "
-                   f"{relay.get('inputs_per_s', '?')}/s; refused {relay.get('refused', '?')}, lost {relay['lost']}")
+        counted = delivered({"arrived": relay["relay_one_way_ms"]["n"], **relay},
+                            f" at {relay.get('inputs_per_s', '?')}/s")
         lines += ["", "| relay (loopback, python-socketio clients) | p50 ms | p99 ms | inputs measured |",
                   "|---|---:|---:|---|",
                   f"| input relayed client → server → partner (one way) | {relay['relay_one_way_ms']['p50']:g} | "
@@ -73,14 +81,19 @@ def markdown(results: dict) -> str:
                   "| figure | value | baseline in the same run | target |", "|---|---:|---:|---|",
                   f"| ingest through Socket.IO (validated, acknowledged), 50 clients, batches of 500 | "
                   f"{sio['records_per_s']:,} records/s | {direct['records_per_s']:,} records/s straight into the store | ≥ 50,000/s |",
+                  f"| of which batches acknowledged | {delivered(sio.get('delivery'))} | | 0 refused, 0 lost |",
                   f"| ack latency, 50 participants × 30 steps/s, p50 / p99 | {real['ack_ms']['p50']:g} / "
                   f"{real['ack_ms']['p99']:g} ms | | |",
+                  f"| of which batches acknowledged (one per second each) | {delivered(real.get('delivery'))} | | "
+                  "0 refused, 0 lost |",
                   f"| export of {exp['rows']:,} step rows (CSV + Parquet + manifest) | {exp['export_s']:g} s | "
                   f"{exp['baseline_select_all_s']:g} s to read them with `SELECT *` | |"]
         if "socketio_max_postgres" in ing:
-            lines.append(f"| the same ingest into Postgres 15 (started by the bench, default settings) | "
-                         f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
-                         f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |")
+            lines += [f"| the same ingest into Postgres 15 (started by the bench, default settings) | "
+                      f"{ing['socketio_max_postgres']['records_per_s']:,} records/s | "
+                      f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |",
+                      f"| of which batches acknowledged | {delivered(ing['socketio_max_postgres'].get('delivery'))} | "
+                      "| 0 refused, 0 lost |"]
     lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
     lines += _scenes_lines(results.get("scenes"))
     lines += _frames_lines(results.get("frames"))
@@ -141,13 +154,21 @@ def _scenes_lines(sc: dict | None) -> list[str]:
 def _fuzz_lines(fz: dict | None) -> list[str]:
     if not fz:
         return []
-    lat = fz["relay_one_way_ms"]
+    lat, counts = fz["relay_one_way_ms"], fz.get("relay_delivery", {})
+    att = fz["attacker_counts"]
     return ["", "**Hostile input** — a good room plays while hostile clients send malformed events", "",
             "| figure | with attackers | without (same run) | target |", "|---|---:|---:|---|",
             f"| good room relay one way p50 / p99 ms | {lat['attacked']['p50']:g} / {lat['attacked']['p99']:g} | "
             f"{lat['quiet']['p50']:g} / {lat['quiet']['p99']:g} | |",
+            f"| of which p0's inputs (30/s) | {delivered(counts.get('attacked'))} | "
+            f"{delivered(counts.get('quiet'))} | 0 refused, 0 lost |",
+            f"| good room events refused / never acknowledged (any event, both runs) | "
+            f"{fz.get('good_room_refused_acks', '–')} / {fz.get('good_room_unanswered', '–')} | | 0 / 0 |",
             f"| good room ends | {fz['room_status']['attacked']} | {fz['room_status']['quiet']} | completed |",
             f"| hostile events refused per second ({fz['attackers']} clients) | {fz['rejected_per_s']:g} | | |",
+            f"| hostile events (meant to be refused, {fz['offered_per_client_per_s']:g}/s per client): sent, "
+            f"refused, accepted, never answered (dropped for abuse first; reconnects) | {att['sent']:,}, "
+            f"{att['refused']:,}, {att['accepted']:,}, {att.get('unanswered', '–')} ({att['reconnects']}) | | |",
             f"| server crashes | {fz['crashes']} | | 0 |"]
 
 
@@ -228,15 +249,18 @@ def _monitor_lines(mo: dict | None) -> list[str]:
         return []
 
     def row(label: str, fig: dict) -> str:
+        counts = "; ".join(delivered(c) for c in fig["delivery"]) if "delivery" in fig else \
+            "lost " + ", ".join(map(str, fig["lost_messages"]))
         return (f"| {label} | {fig['mean_cpu_percent']:g} ({', '.join(f'{v:g}' for v in fig['server_cpu_percent'])})"
-                f" | {', '.join(f'{v:g}' for v in fig['relay_p99_ms'])} | {', '.join(map(str, fig['lost_messages']))}"
+                f" | {', '.join(f'{v:g}' for v in fig['relay_p99_ms'])} | {counts}"
                 f" | {', '.join(f'{v:g}' for v in fig['pictures_per_s'])} |")
 
     return ["", f"**Live monitor** — one process, {mo['rooms']} two-player rooms at 30 inputs/s per seat, "
             f"{mo['seconds']:g} s windows, {mo['trials']} interleaved trials each; the monitor's cost is "
             f"**{mo['monitor_cpu_percent']:g} percentage points** of one core", "",
-            "| | server CPU %, mean (trials) | relay p99 ms (trials) | lost messages | pictures/s |",
-            "|---|---:|---:|---:|---:|",
+            "| | server CPU %, mean (trials) | relay p99 ms (trials) | inputs in the window (trials; refused: "
+            "the bots' server_errors over the run) | pictures/s |",
+            "|---|---:|---:|---|---:|",
             row("nobody watching (baseline)", mo["nobody_watching"]),
             row("an admin's monitor open", mo["admin_watching"])]
 
@@ -273,17 +297,27 @@ def _replay_lines(rb: dict | None) -> list[str]:
              f"({st['replay_frames']} frames of `kitchen`); the measuring clients and the finishing rooms' "
              "clients in two processes, nothing pinned (server, replay workers and clients share the "
              "cores); the median of the trials (interleaved), every trial's ratio beside it", "",
-             "| replays run | relay one way p50 / p99 ms, no room finishing | same, while the rooms finish "
-             "| p99 ratio (trials) | all results after | target |", "|---|---:|---:|---:|---:|---|"]
-    for side, label in (("pool", "process pool, 2 workers (default)"),
-                        ("thread", "thread of the server process (old way, `replay_workers = 0`)")):
-        if side not in rb:
-            continue
+             "| replays run | relay one way p50 / p99 ms, no room finishing (inputs) | same, while the rooms "
+             "finish (inputs) | p99 ratio (trials) | all results after (results) | target |",
+             "|---|---:|---:|---:|---:|---|"]
+    sides = [(side, label) for side, label in (
+        ("pool", "process pool, 2 workers (default)"),
+        ("thread", "thread of the server process (old way, `replay_workers = 0`)")) if side in rb]
+    for side, label in sides:
         fig = rb[side]
-        lines.append(f"| {label} | {fig['quiet_ms']['p50']:g} / {fig['quiet_ms']['p99']:g} | "
-                     f"{fig['burst_ms']['p50']:g} / {fig['burst_ms']['p99']:g} | {fig['p99_ratio']:g}× "
+        lines.append(f"| {label} | {fig['quiet_ms']['p50']:g} / {fig['quiet_ms']['p99']:g} "
+                     f"({delivered(fig.get('quiet_delivery'))}) | "
+                     f"{fig['burst_ms']['p50']:g} / {fig['burst_ms']['p99']:g} ({delivered(fig.get('burst_delivery'))})"
+                     f" | {fig['p99_ratio']:g}× "
                      f"({', '.join(f'{r:g}' for r in fig.get('trial_ratios', [fig['p99_ratio']]))}) | "
-                     f"{fig['all_results_within_s']} s | {'≤ 2×' if side == 'pool' else ''} |")
+                     f"{fig['all_results_within_s']} s ({delivered(fig.get('results_delivery'))}) | "
+                     f"{'≤ 2×' if side == 'pool' else ''} |")
+    totals = [(label, rb[side]["trials_delivery"]) for side, label in sides if "trials_delivery" in rb[side]]
+    if totals:
+        lines += ["", "| every trial, summed | inputs, no room finishing | inputs, while the rooms finish "
+                  "| final hashes → room results |", "|---|---|---|---|"]
+        lines += [f"| {label} | {delivered(t['quiet_delivery'])} | {delivered(t['burst_delivery'])} | "
+                  f"{delivered(t['results_delivery'])} |" for label, t in totals]
     return lines
 
 

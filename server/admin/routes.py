@@ -31,6 +31,7 @@ from quart import Quart, Response, abort, redirect, render_template, request, se
 from quart.sessions import SecureCookieSessionInterface
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.admin.password import MAX_PASSWORD, parse_hash, verify_password
 from server.data.export import export
@@ -130,28 +131,38 @@ COUNT_QUERIES = {
 
 
 async def study_counts(database: Any, experiments: dict[str, Experiment]) -> dict[str, dict[str, int]] | None:
-    """Per experiment: participants, finished (reached the end of their scene list), declined,
-    screened out, sent away by the wait timeout, episodes (completed / all), rooms (completed /
-    all, how many ended desync or replay_error — unverified because the server's replay could
-    not run — and abandoned: a partner dropped out), and the median time from arrival to the
-    end for those who finished. Read-only, through the same engine as the store (SQLite or
-    Postgres); None if unreadable."""
-    counts: dict[str, dict[str, Any]] = {
-        name: dict.fromkeys(("participants", "finished", "declined", "screened_out", "wait_timeout",
-                             "episodes", "episodes_completed", "rooms", "rooms_completed", "rooms_desync",
-                             "rooms_replay_error", "rooms_abandoned"), 0)
-        for name in experiments}
+    """`read_counts` on an engine of its own, read-only (the dashboard, on request); None if
+    unreadable. A database that does not exist yet counts zeros."""
     if not is_url(database) and not Path(database).exists():
-        return counts
+        return _tally({name: [] for name in COUNT_QUERIES}, experiments)
     engine = create_engine(database, readonly=True)
     try:
         async with engine.connect() as conn:
-            rows = {name: (await conn.execute(text(sql))).all() for name, sql in COUNT_QUERIES.items()}
+            return await read_counts(conn, experiments)
     except SQLAlchemyError:
         log.exception("admin counts unavailable")
         return None
     finally:
         await engine.dispose()
+
+
+async def read_counts(conn: AsyncConnection, experiments: dict[str, Experiment]) -> dict[str, dict[str, Any]]:
+    """Per experiment: participants, finished (reached the end of their scene list), declined,
+    screened out, sent away by the wait timeout, episodes (completed / all), rooms (completed /
+    all, how many ended desync or replay_error — unverified because the server's replay could
+    not run — and abandoned: a partner dropped out), and the median time from arrival to the
+    end for those who finished. Read-only, on a connection of the caller's (SQLite or
+    Postgres): the live monitor reads through the store's engine (server/monitor/records.py)."""
+    rows = {name: (await conn.execute(text(sql))).all() for name, sql in COUNT_QUERIES.items()}
+    return _tally(rows, experiments)
+
+
+def _tally(rows: dict[str, list], experiments: dict[str, Experiment]) -> dict[str, dict[str, Any]]:
+    counts: dict[str, dict[str, Any]] = {
+        name: dict.fromkeys(("participants", "finished", "declined", "screened_out", "wait_timeout",
+                             "episodes", "episodes_completed", "rooms", "rooms_completed", "rooms_desync",
+                             "rooms_replay_error", "rooms_abandoned"), 0)
+        for name in experiments}
     for name, n, done in rows["episodes"]:
         if name in counts:
             counts[name]["episodes"], counts[name]["episodes_completed"] = n, done or 0

@@ -1,7 +1,8 @@
 """What the live monitor reads from the database (every few seconds, not every push):
-the outcomes so far (server/admin/routes.py study_counts, shared with the dashboard),
+the outcomes so far (server/admin/routes.py read_counts, shared with the dashboard),
 recent problems that only the record knows of (worker errors, rooms whose end was a
-desync or a replay error) and the researchers' own actions."""
+desync or a replay error) and the researchers' own actions. All of it in one connection of
+the store's own engine: nothing is opened per read."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from server.admin.routes import study_counts
+from server.admin.routes import read_counts
 from server.data.storage import Store
 from server.study.experiment import Experiment
 
@@ -35,11 +36,12 @@ def _short(value: Any, limit: int = 200) -> str:
 
 async def read_records(store: Store, experiments: dict[str, Experiment]) -> dict[str, Any]:
     since = time.time() - WINDOW_S
-    counts = await study_counts(store.database, experiments)
+    counts: dict[str, Any] = {}
     problems: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     try:
         async with store.db.connect() as conn:
+            counts = await read_counts(conn, experiments)
             errors = (await conn.execute(WORKER_ERRORS, {"since": since})).all()
             for pid, eid, payload, at, experiment in errors:
                 detail = json.loads(payload)
@@ -57,4 +59,4 @@ async def read_records(store: Store, experiments: dict[str, Experiment]) -> dict
     except SQLAlchemyError:
         problems.append({"kind": "database", "experiment": None, "t": time.time(),
                          "detail": "the database could not be read"})
-    return {"counts": counts or {}, "problems": problems, "actions": actions}
+    return {"counts": counts, "problems": problems, "actions": actions}

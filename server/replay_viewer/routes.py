@@ -87,7 +87,11 @@ def register_replay_viewer(app: Quart, experiments: dict[str, Experiment], packa
         while engines:
             await engines.pop().dispose()
 
-    def experiment_or_404(name: str) -> Experiment:
+    def admitted(name: str) -> Experiment:
+        """The experiment an admin asks for. Anyone else gets the admin gate's answer (404 with
+        admin access off, else 401), an admin 404 for no such experiment; both raised."""
+        if (denied := gate.denied()) is not None:
+            abort(denied)
         if name not in experiments:
             abort(404)
         return experiments[name]
@@ -116,11 +120,16 @@ def register_replay_viewer(app: Quart, experiments: dict[str, Experiment], packa
         record["recordings"] = await records.room_episodes(conn, exp.name, rid)
         return record, game
 
+    async def admitted_record(name: str, kind: str, rid: str) -> tuple[Experiment, dict, GameSpec]:
+        """An admin's record to watch: the experiment, the record and its game (404s as `load`)."""
+        exp = admitted(name)
+        async with reader() as conn:
+            record, game = await load(conn, exp, kind, rid)
+        return exp, record, game
+
     @app.get("/admin/replay/<name>/")
     async def replay_list(name: str):
-        if (denied := gate.denied()) is not None:
-            return denied
-        exp = experiment_or_404(name)
+        exp = admitted(name)
         async with reader() as conn:
             found = await records.listing(conn, name)
         for item in found["rooms"]:
@@ -132,11 +141,7 @@ def register_replay_viewer(app: Quart, experiments: dict[str, Experiment], packa
 
     @app.get("/admin/replay/<name>/<kind>/<rid>")
     async def viewer_page(name: str, kind: str, rid: str):
-        if (denied := gate.denied()) is not None:
-            return denied
-        exp = experiment_or_404(name)
-        async with reader() as conn:
-            record, game = await load(conn, exp, kind, rid)
+        exp, record, game = await admitted_record(name, kind, rid)
         try:
             resolved = packages.for_experiment(exp)
         except PackageConfigError as exc:
@@ -158,11 +163,7 @@ def register_replay_viewer(app: Quart, experiments: dict[str, Experiment], packa
 
     @app.get("/admin/replay/<name>/<kind>/<rid>/data.json")
     async def viewer_data(name: str, kind: str, rid: str):
-        if (denied := gate.denied()) is not None:
-            return denied
-        exp = experiment_or_404(name)
-        async with reader() as conn:
-            record, game = await load(conn, exp, kind, rid)
+        exp, record, game = await admitted_record(name, kind, rid)
         record["fps"] = game.fps
         record["default_action"] = game.default_action
         if record["kind"] == "episode" and record["frames"]:
@@ -171,9 +172,7 @@ def register_replay_viewer(app: Quart, experiments: dict[str, Experiment], packa
 
     @app.get("/admin/replay/<name>/<kind>/<rid>/frames.json")
     async def viewer_frames(name: str, kind: str, rid: str):
-        if (denied := gate.denied()) is not None:
-            return denied
-        exp = experiment_or_404(name)
+        exp = admitted(name)
         lo = request.args.get("from", 0, type=int)
         hi = request.args.get("to", lo + records.MAX_DETAIL_FRAMES, type=int)
         lo, hi = max(0, lo), max(0, min(hi, lo + records.MAX_DETAIL_FRAMES))

@@ -9,8 +9,11 @@ import sqlite3
 import pyarrow.parquet as pq
 import pytest
 
+from server.admin import routes as admin_routes
+from server.data import storage
 from server.data.export import export, queries
 from server.data.storage import Store, database_url
+from server.monitor.records import read_records
 from server.study.experiment import load_experiment
 from tests.postgres import query_url
 from tests.servers import write_experiment
@@ -186,6 +189,34 @@ def test_export_round_trip_exported_rows_equal_stored_rows(database, tmp_path):
     assert manifest["counts"]["events"] == 1 and manifest["counts"]["rooms"] == 1
     schema = pq.read_schema(tmp_path / "out" / "steps.parquet")
     assert [str(schema.field(c).type) for c in ("frame", "t_server", "info")] == ["int64", "double", "string"]
+
+
+@pytest.mark.asyncio
+async def test_the_monitor_reads_the_record_through_the_stores_own_engine(database, tmp_path, monkeypatch):
+    """Every few seconds: counts, problems and actions in one connection of the store's
+    engine, never an engine of its own (the dashboard's study_counts opens one per request)."""
+    exp = load_experiment(write_experiment(tmp_path / "exps", "exp") / "experiment.py")
+    store = await opened(database)
+    try:
+        await store.end_episode("e1", "completed", 3, 1.0)
+        await store.add_event("p1", "e1", "worker_error", {"message": "boom"})
+        await store.add_event(None, None, "admin_action", {"action": "close_study"})
+
+        def no_new_engine(*args, **kwargs):
+            raise AssertionError("the monitor opened a database engine of its own")
+
+        monkeypatch.setattr(admin_routes, "create_engine", no_new_engine)
+        monkeypatch.setattr(storage, "create_engine", no_new_engine)
+        records = await read_records(store, {"exp": exp})
+    finally:
+        await store.close()
+    counts = records["counts"]["exp"]
+    assert (counts["participants"], counts["episodes"], counts["episodes_completed"]) == (1, 1, 1)
+    assert [(p["kind"], p["participant"], p["detail"]) for p in records["problems"]] == [
+        ("worker_error", "p1", "boom")]
+    assert records["actions"] == [{"action": "close_study"}]
+    monkeypatch.undo()
+    assert await admin_routes.study_counts(database, {"exp": exp}) == records["counts"]  # the dashboard's
 
 
 @pytest.mark.asyncio
