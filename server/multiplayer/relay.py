@@ -116,11 +116,6 @@ class Relay(WaitingRooms, Seats, RoomOwners):
                              lambda sid, session, reason: exclude(sid, session, Exclusion(reason=reason)))
         sockets.disconnect_hooks.append(self._gone if cluster else self.disconnected)
 
-
-
-
-
-
     def cluster_stats(self) -> dict | None:
         if self.cluster is None:
             return None
@@ -149,14 +144,6 @@ class Relay(WaitingRooms, Seats, RoomOwners):
         name, condition, scene = split_key(room_key(key))
         return self.experiments[name].game(condition, scene)
 
-
-
-
-
-
-
-
-
     async def open_room(self, room: Room) -> None:
         """A room starts on the process that owns it: recorded, its people told."""
         self.stats["rooms_started"] += 1
@@ -176,13 +163,6 @@ class Relay(WaitingRooms, Seats, RoomOwners):
                                            {"room": room.id, "player": player, "from_frame": 0,
                                             "reason": "did not come back"})
                 await self._tell_peers(room, player, "partner_replaced", {"player": player})
-
-
-
-
-
-    # -- the researcher's actions (the live monitor, server/monitor/) ------------------------
-
 
     # -- play -------------------------------------------------------------------------
     def _record(self, room: Room, player: str, inputs: list) -> None:
@@ -330,24 +310,6 @@ class Relay(WaitingRooms, Seats, RoomOwners):
             outcome["replay_error"] = replay_error
         for seat in room.seats.values():
             await self._emit("room_result", outcome, seat.sid)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
     # -- server shutdown ----------------------------------------------------------------------
     async def shutdown(self, reason: str = "server shutdown") -> int:
