@@ -8,18 +8,10 @@ import statistics
 import subprocess
 from pathlib import Path
 
+from pilot.report import percentile, summary
 from tests.e2e.browser import CHROMIUM
 
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[idx]
-
-
-def summary(values: list[float]) -> dict:
-    return {"p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3),
-            "mean": round(statistics.fmean(values), 3), "n": len(values)}
+__all__ = ["machine", "percentile", "runs_summary", "summary"]
 
 
 def runs_summary(values: list[float]) -> dict:

@@ -1,21 +1,44 @@
-"""Issue 6 figures: how many two-player rooms one server process holds at 30 frames/s of
-relayed inputs on loopback, with the relay's one-way latency (p50/p99), the server
-process's CPU and memory per room, and inputs sent vs stored (lost records). Beside it, in
-the same run: the same bots against a bare python-socketio relay on the same ASGI server (no
-validation, no recording, no matchmaking rules: the cost of our layer), Coplay on hypercorn
-(the cost of the other ASGI server), and two Coplay processes sharing rooms through Redis.
+"""Issue 6 and 14 figures: how many two-player rooms a Coplay server holds at 30 frames/s
+on loopback, on 1 process and on 2 or 3 processes sharing one database and one Redis (as
+behind a load balancer), with the relay's one-way latency (p50/p99), inputs sent vs relayed
+vs refused vs lost, rooms completed, each server process's CPU per relayed input, memory per
+room, and inputs made vs stored (lost records).
 
-Bots are python-socketio AsyncClients (websocket transport, uvloop, msgspec JSON) in separate
-worker processes (both seats of a room in the same process, so latency is one perf_counter
-clock). A single server process is pinned to core 0 and the bots to the other cores; the
-server's CPU is its own (all threads). Each seat sends an input message every 1/30 s like a page
-(``{"frame", "inputs": last 8 [[frame, value]], "adv"}``), without an ack; the partner's
-arrival time gives the relay's one-way latency. After the measured window each seat
-reports a final hash so the room ends and is saved (the bots do not simulate the game, so
-rooms end ``desync``; the stored inputs are what counts).
+The Coplay levels are driven by the pilot's simulated participants (pilot/load.py): each
+connects like a page, walks the load experiment (consent, the two-player game, a survey, the
+end) and plays the game on the page's own rollback netcode with the env stepped in CPython
+(a light env, LIGHT_ENV, so the bots' CPU is the protocol's, not game logic's): inputs like
+pages/multiplayer.py's, state hashes, step records uploaded through the outbox; rooms end
+``completed`` when the server's replay agrees. So a level's server CPU is a study's, not only
+the relay's. The bots are a few processes (``--bots``), each one uvloop event loop driving
+many participants; both seats of a room are in one bot process (one perf_counter clock for
+the one-way latency). A room's two participants connect to the same server process (sticky
+load balancing; rooms spread round robin), or each to a random one (``--placement random``).
 
-    python -m bench.load [--rooms 50,100,125] [--seconds 20] [--no-baseline]
-                         [--hypercorn-rooms 100] [--redis-rooms 50,100]
+Setups (``--processes 1,2,3``, all in one run): each level on 1 process, then on 2 and 3
+processes + Redis. When the machine has more cores than server processes, each server process
+is pinned to a core of its own and the bots to the others; otherwise nothing is pinned (the
+run-queue wait then tells how much the server waited for a CPU). Per setup: the most rooms
+within target (relay p99 <= 20 ms, no input lost or refused, no record lost, every room
+completed), each process's CPU ms per relayed input at that level, and the rooms one fully
+used core would hold: rooms / the sum of the server processes' CPU fractions (Redis's CPU is
+reported beside it). The target (issue 14): per-core capacity with 2+ processes >= 90 % of one
+process's.
+
+Beside them in the same run: Coplay on hypercorn (``--hypercorn-rooms``, pilot-driven, 1
+process), and the bare python-socketio relay baseline (no validation, no recording, no
+matchmaking rules: the cost of our layer). The baseline speaks no study (no hello, scenes,
+episodes or replay), so its levels use bare input bots (Seat: an input message every 1/30 s
+like a page, ``{"frame", "inputs": last 8 [[frame, value]], "adv"}``, nothing simulated, a
+junk final hash: their rooms end ``desync``), and so does a like-for-like Coplay column
+(``coplay_bare_bots``) at the same levels.
+
+    python -m bench.load [--rooms 25,50,100,150] [--seconds 20] [--warmup 3] [--bots 2]
+                         [--processes 1,2,3] [--placement sticky|random]
+                         [--hypercorn-rooms 100] [--no-baseline]
+
+A researcher's own deployment is load-tested by the pilot: ``python -m pilot EXPERIMENT
+--load ROOMS --url URL`` (pilot/load.py; README "Piloting a study").
 """
 
 from __future__ import annotations
@@ -23,20 +46,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
-import queue
 import random
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import socketio
 
-from bench.common import summary
+from pilot.load import TARGET_P99_MS, bot_main, pin, run_level, within_target
 from server.transport import fastjson, serving
 from tests.redis_server import start_redis
 from tests.servers import KITCHEN_CONTROLS, ROOT, free_port, start_server, write_experiment
@@ -45,47 +67,52 @@ FPS = 30
 REDUNDANT = 8  # pages/multiplayer.py REDUNDANT_INPUTS
 INPUT_DELAY = 2
 ACTIONS = ["noop", "up", "down", "left", "right", "interact"]
-TARGET_P99_MS = 20.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
+CORES = os.cpu_count() or 1
+LOAD_EXPERIMENT = "load"
+
+# the load experiment's game: two dots walking a 64x64 torus, deterministic, next to no work per step
+LIGHT_ENV = """
+MOVES = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
 
 
-# -- process statistics (Linux /proc; no psutil needed) --------------------------------------
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
+class Walk:
+    def __init__(self, players):
+        self.players = list(players)
+
+    def reset(self, seed=None):
+        self.t = 0
+        self.pos = {p: [8 * i, 8 * i] for i, p in enumerate(self.players)}
+        return self.t, {}
+
+    def step(self, actions):
+        self.t += 1
+        for p, action in actions.items():
+            dx, dy = MOVES.get(action, (0, 0))
+            xy = self.pos[p]
+            xy[0], xy[1] = (xy[0] + dx) % 64, (xy[1] + dy) % 64
+        return self.t, {p: 0 for p in self.players}, False, False, {}
+
+    def render(self):
+        return []
 
 
-def runqueue_wait_seconds(pid: int) -> float:
-    """Time the process's Python (main) thread was runnable but waiting for a CPU (other
-    processes had it): a server starved by the rest of the machine shows latency that is not
-    its own. The ASGI server's I/O threads are left out: they wait on the main thread's work."""
-    try:
-        return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[1]) / 1e9
-    except (OSError, IndexError, ValueError):
-        return 0.0
+def create_env(config):
+    return Walk(players)
+"""
 
 
-# One server process gets one core to itself, the load generators the rest: the figure is then
-# what one process holds on one core, not how the bots and the server share a small machine.
-SERVER_CPUS = {0}
-BOT_CPUS = set(range(1, os.cpu_count() or 1)) or {0}
+def cores_for(servers: int) -> tuple[list[set[int]] | None, set[int] | None]:
+    """One core per server process and the rest for the bots, when the machine has that many."""
+    if CORES <= servers:
+        return None, None
+    return [{i} for i in range(servers)], set(range(servers, CORES))
 
 
-def pin(pid: int, cpus: set[int]) -> None:
-    """Every thread of `pid` (the ASGI server's I/O threads included) onto `cpus`."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        os.sched_setaffinity(int(task.name), cpus)
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-# -- bots (worker processes) ------------------------------------------------------------------
+# -- bare input bots (the baseline's; bench/monitor.py's and bench/replay_burst.py's too) -------
 class Seat:
+    """A seat that sends inputs like a page but simulates nothing (bench/replay_burst.py,
+    bench/monitor.py, and the levels against the bare relay, which speaks no study)."""
+
     def __init__(self, url: str, experiment: str, pid: str):
         self.url = url
         self.auth = {"participant_id": pid, "experiment": experiment}
@@ -150,9 +177,9 @@ async def _bot(conf: dict, conn) -> dict:
     seats: list[Seat] = []
     for r in range(conf["rooms"]):
         name = f"load-{conf['tag']}-{conf['index']}-{r}"
-        a = Seat(conf["url"], conf["experiment"], name + "-a")
-        # with two server processes the second seat of every room lands on the other one
-        b = Seat(conf.get("url_b", conf["url"]), conf["experiment"], name + "-b")
+        a = Seat(conf["urls"][0], conf["experiment"], name + "-a")
+        # with two server URLs the second seat of every room lands on the other one
+        b = Seat(conf["urls"][-1], conf["experiment"], name + "-b")
         a.partner, b.partner = b, a
         seats += [a, b]
     for i in range(0, len(seats), 20):  # connect in small waves
@@ -183,80 +210,27 @@ async def _bot(conf: dict, conn) -> dict:
     deadline = time.monotonic() + conf.get("end_timeout", 30)
     while any(s.result is None for s in seats) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    out = {
+    errors = [e for s in seats for e in s.errors]
+    made: dict[str, dict[str, list[int]]] = {}
+    for s in seats:
+        made.setdefault(s.room, {})[s.player] = [INPUT_DELAY, s.frames_sent]
+    await asyncio.gather(*[s.sio.disconnect() for s in seats], return_exceptions=True)
+    return {  # as pilot/load.py drive() reports
         "latency_ms": [x for s in seats for x in s.latency_ms],
         "lag_ms": [x for s in seats for x in s.lag_ms],
-        "sent_in_window": sum(s.sent_in_window for s in seats),
-        "received_in_window": sum(s.received_in_window for s in seats),
-        "errors": sum(len(s.errors) for s in seats),
-        "error_sample": [e for s in seats for e in s.errors][:3],
-        "results": [s.result["status"] if s.result else None for s in seats[::2]],
+        "sent": sum(s.sent_in_window for s in seats),
+        "relayed": sum(s.received_in_window for s in seats),
+        "refused": sum(e.get("event") == "input" for e in errors),
+        "errors": len(errors),
+        "error_sample": errors[:3],
+        "rooms": {s.room: s.result["status"] if s.result else None for s in seats[::2]},
+        "made": made,
     }
-    sent: dict[str, dict[str, int]] = {}
-    for s in seats:
-        sent.setdefault(s.room, {})[s.player] = s.frames_sent
-    out["sent_inputs"] = sent
-    await asyncio.gather(*[s.sio.disconnect() for s in seats], return_exceptions=True)
-    return out
 
 
-class _Stdio:
-    """The bot's side of its pipe to the coordinator: one JSON value per line."""
-
-    def send(self, value) -> None:
-        sys.stdout.write(json.dumps(value) + "\n")
-        sys.stdout.flush()
-
-    def recv(self):
-        return json.loads(sys.stdin.readline())
-
-
-def bot_main() -> None:
-    """``python -m bench.load --bot``: reads its config line, drives its rooms."""
-    conn = _Stdio()
-    try:
-        conn.send(["done", serving.run(_bot(conn.recv(), conn))])  # uvloop, like the server
-    except BaseException as exc:  # report, never hang the coordinator
-        conn.send(["error", f"{type(exc).__name__}: {exc}"])
-
-
-class BotProcess:
-    """A bot worker process; its stdout lines are read by a thread into a queue."""
-
-    def __init__(self, conf: dict, log: Path):
-        self.log = log.open("w")
-        self.process = subprocess.Popen([sys.executable, "-m", "bench.load", "--bot"], cwd=ROOT, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
-        self.pid = self.process.pid
-        self.lines: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.send(conf)
-
-    def _read(self) -> None:
-        for line in self.process.stdout:
-            self.lines.put(json.loads(line))
-        self.lines.put(["error", f"bot exited with {self.process.wait()}"])
-
-    def send(self, value) -> None:
-        self.process.stdin.write(json.dumps(value) + "\n")
-        self.process.stdin.flush()
-
-    def recv(self, timeout: float, expect: str):
-        try:
-            kind, info = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            raise RuntimeError(f"bot {self.pid}: no {expect!r} within {timeout}s") from None
-        if kind != expect:
-            raise RuntimeError(f"bot {self.pid} failed: {info}")
-        return info
-
-    def stop(self) -> None:
-        try:
-            self.process.wait(15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
+def _stdio_bot() -> None:
+    """``python -m bench.load --bot``: bare input bots."""
+    bot_main(_bot)
 
 
 # -- the bare relay baseline --------------------------------------------------------------------
@@ -351,97 +325,39 @@ class Baseline:
         self.log.close()
 
 
-# -- one load level -------------------------------------------------------------------------------
+# -- levels ---------------------------------------------------------------------------------------
 def _level(urls: list[str], server_pids: list[int], rooms: int, experiments: list[str], tag: str,
            warmup: float, seconds: float, work: Path) -> tuple[dict, dict]:
-    """One load level. With one server process, it runs on its own core (SERVER_CPUS) and the
-    bots on the others. With two server URLs (Redis), seat a of each room connects to the first
-    and seat b to the second, nothing is pinned, and CPU and memory are summed over the server
-    processes."""
-    pinned = len(server_pids) == 1 and 0 not in BOT_CPUS
-    bots = len(experiments)
-    shares = [rooms // bots + (i < rooms % bots) for i in range(bots)]
-    rss_idle = sum(rss_mb(pid) for pid in server_pids)
-    procs = [BotProcess({"url": urls[0], "url_b": urls[-1], "experiment": exp, "rooms": share, "index": i,
-                         "tag": tag},
-                        work / f"bot-{tag}-{rooms}-{i}.log")
-             for i, (exp, share) in enumerate(zip(experiments, shares, strict=True))]
-    if pinned:  # the server process (all its threads) on core 0, the bots on the others
-        for pid in server_pids:
-            pin(pid, SERVER_CPUS)
-        for proc in procs:
-            pin(proc.pid, BOT_CPUS)
-    try:
-        for proc in procs:
-            proc.recv(180, "ready")
-        rss_connected = sum(rss_mb(pid) for pid in server_pids)
-        start_wall = time.time() + 0.5
-        for proc in procs:
-            proc.send([start_wall, warmup, seconds])
-        time.sleep(max(0.0, start_wall + warmup - time.time()))
-        cpu0, bot0 = sum(cpu_seconds(pid) for pid in server_pids), [cpu_seconds(p.pid) for p in procs]
-        t0 = time.perf_counter()
-        wait0 = sum(runqueue_wait_seconds(pid) for pid in server_pids)
-        rss_samples = []
-        while time.perf_counter() - t0 < seconds:
-            time.sleep(0.5)
-            rss_samples.append(sum(rss_mb(pid) for pid in server_pids))
-        elapsed = time.perf_counter() - t0
-        cpu = (sum(cpu_seconds(pid) for pid in server_pids) - cpu0) / elapsed * 100
-        waited = (sum(runqueue_wait_seconds(pid) for pid in server_pids) - wait0) / elapsed * 100
-        bot_cpu = [(cpu_seconds(p.pid) - c) / elapsed * 100 for p, c in zip(procs, bot0, strict=True)]
-        outs = [proc.recv(300, "done") for proc in procs]
-    finally:
-        for proc in procs:
-            proc.stop()
-    latency = [x for o in outs for x in o["latency_ms"]]
-    lag = [x for o in outs for x in o["lag_ms"]]
-    sent_w = sum(o["sent_in_window"] for o in outs)
-    recv_w = sum(o["received_in_window"] for o in outs)
-    rss_load = max(rss_samples) if rss_samples else sum(rss_mb(pid) for pid in server_pids)
-    statuses: dict[str, int] = {}
-    for o in outs:
-        for status in o["results"]:
-            statuses[str(status)] = statuses.get(str(status), 0) + 1
-    level = {
-        "rooms": rooms,
-        "relay_one_way_ms": summary(latency) if latency else None,
-        "relay_lost_messages": sent_w - recv_w,
-        "messages_per_s": round(sent_w / seconds),
-        "server_cpu_percent": round(cpu, 1),
-        "server_runqueue_wait_percent": round(waited, 1),  # high: the machine, not the server, was busy
-        "server_rss_mb": round(rss_load, 1),
-        "server_rss_idle_mb": round(rss_idle, 1),
-        "rss_per_room_mb": round((rss_load - rss_idle) / rooms, 3),
-        "cpu_percent_per_room": round(cpu / rooms, 3),
-        # CPU time per relayed input (in + out), and the rooms one fully-used core would hold
-        # at that cost: robust to other load on the machine, unlike the latency
-        "server_cpu_ms_per_input": round(cpu / 100 * seconds * 1000 / sent_w, 4) if sent_w else None,
-        "bot_cpu_percent": [round(c, 1) for c in bot_cpu],
-        "bot_send_lag_ms": summary(lag) if lag else None,
-        "server_errors": sum(o["errors"] for o in outs),
-        "error_sample": [e for o in outs for e in o["error_sample"]][:3],
-        "room_results": statuses,  # bots send no real hashes: "desync" is expected, None = not ended
-        "rss_connected_mb": round(rss_connected, 1),
-    }
-    sent = {room: players for o in outs for room, players in o["sent_inputs"].items()}
-    return level, sent
+    """A level of bare input bots (one bot process per experiment; bench/monitor.py's too). With
+    one server process, it runs on a core of its own and the bots on the others. With two
+    server URLs, seat a of each room connects to the first and seat b to the second. Returns
+    the level and the inputs made, {room: {player: [first frame, count]}}."""
+    server_cpus, bot_cpus = cores_for(len(server_pids))
+    for pid, cpus in zip(server_pids, server_cpus or [], strict=False):
+        pin(pid, cpus)
+    level = run_level(urls, rooms, experiments, work, bots=len(experiments), warmup=warmup, seconds=seconds,
+                      server_pids=server_pids, bot_cpus=bot_cpus, module="bench.load", tag=tag)
+    return level, level.pop("made")
 
 
-def _stored_inputs(server, sent: dict[str, dict[str, int]]) -> dict:
-    marks = ",".join("?" * len(sent))
-    rows = dict(server.query(f"SELECT id, inputs FROM rooms WHERE id IN ({marks})", *sent))
-    sent_total = stored_total = 0
-    for room, players in sent.items():
+def _stored_inputs(server, made: dict[str, dict[str, list[int]]]) -> dict:
+    """Inputs the bots made vs those the server's record of each room holds."""
+    if not made:
+        return {"inputs_made": 0, "inputs_stored": 0, "lost_records": 0}
+    marks = ",".join("?" * len(made))
+    rows = dict(server.query(f"SELECT id, inputs FROM rooms WHERE id IN ({marks})", *made))
+    made_total = stored_total = 0
+    for room, players in made.items():
         stored = json.loads(rows.get(room) or "{}")
-        for player, count in players.items():
-            sent_total += count
-            stored_total += len(set(stored.get(player, {})) & {str(f + INPUT_DELAY) for f in range(count)})
-    return {"inputs_sent": sent_total, "inputs_stored": stored_total,
-            "lost_records": sent_total - stored_total}
+        for player, (first, count) in players.items():
+            made_total += count
+            stored_total += len(set(stored.get(player, {})) & {str(f) for f in range(first, first + count)})
+    return {"inputs_made": made_total, "inputs_stored": stored_total,
+            "lost_records": made_total - stored_total}
 
 
 def _experiments(directory: Path, bots: int) -> list[str]:
+    """One kitchen experiment per bare-input bot process (its own waiting room)."""
     source = (ROOT / "experiments" / "kitchen" / "env.py").read_text()
     names = [f"load{i}" for i in range(bots)]
     for name in names:
@@ -450,88 +366,152 @@ def _experiments(directory: Path, bots: int) -> list[str]:
     return names
 
 
-def within_target(level: dict) -> bool:
-    lat = level.get("relay_one_way_ms")
-    return bool(lat) and lat["p99"] <= TARGET_P99_MS and level.get("lost_records", 0) == 0 \
-        and level["relay_lost_messages"] == 0 and level["server_errors"] == 0
+def _load_experiment(directory: Path, warmup: float, seconds: float) -> str:
+    """The simulated participants' study: consent, the two-player light game (long enough to
+    outlast the measured window from the common start), a survey, the end."""
+    frames = math.ceil(FPS * (warmup + seconds + 1.5))
+    scenes = [
+        {"type": "consent", "id": "consent", "html": "<p>A load test.</p>"},
+        {"type": "game", "id": "play", "fps": FPS, "max_steps": frames, "multiplayer": {"wait_timeout": 60}},
+        {"type": "survey", "id": "survey", "questions": [
+            {"id": "fun", "kind": "likert", "prompt": "Fun?"},
+            {"id": "why", "kind": "text", "prompt": "Why?", "required": False}]},
+        {"type": "end", "id": "end"},
+    ]
+    write_experiment(directory, LOAD_EXPERIMENT, env_source=LIGHT_ENV, players=["p0", "p1"],
+                     default_action="noop", controls=KITCHEN_CONTROLS, start_key="Enter", scenes=scenes)
+    return LOAD_EXPERIMENT
+
+
+def _setup_level(processes: int, rooms: int, work: Path, env: dict, *, warmup: float, seconds: float,
+                 bots: int, placement: str, asgi: str = "granian") -> dict:
+    """A level of simulated participants on `processes` server processes (Redis beyond one)."""
+    workdir = work / f"{asgi}-p{processes}-{rooms}"
+    workdir.mkdir()
+    redis = start_redis() if processes > 1 else None
+    servers = []
+    try:
+        server_env = {**env, "COPLAY_ASGI_SERVER": asgi, **({"COPLAY_REDIS_URL": redis.url} if redis else {})}
+        # the same database for all, as behind a load balancer
+        servers = [start_server(workdir, experiments_dir=work / "experiments", env=server_env)
+                   for _ in range(processes)]
+        server_cpus, bot_cpus = cores_for(processes)
+        for server, cpus in zip(servers, server_cpus or [], strict=False):
+            pin(server.process.pid, cpus)
+        level = run_level([s.url for s in servers], rooms, LOAD_EXPERIMENT, workdir, bots=bots, warmup=warmup,
+                          seconds=seconds, placement=placement, server_pids=[s.process.pid for s in servers],
+                          other_pids={"redis": redis.process.pid} if redis else None, bot_cpus=bot_cpus,
+                          tag=f"p{processes}")
+    finally:
+        for server in servers:
+            server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
+        if redis is not None:
+            redis.stop()
+    level.update(_stored_inputs(servers[0], level.pop("made")))
+    level["processes"] = processes
+    level["pinned"] = server_cpus is not None
+    level["within_target"] = within_target(level)
+    return level
+
+
+def setup_summary(levels: dict[str, dict]) -> dict:
+    """A setup's capacity: the most rooms within target, each process's CPU per relayed input
+    there, and the rooms one fully used core would hold (rooms / the processes' CPU fractions)."""
+    ordered = [levels[n] for n in sorted(levels, key=int)]
+    fitting = [lv for lv in ordered if lv["within_target"]]
+    basis = (fitting or ordered[:1] or [None])[-1]
+    out = {"rooms_within_target": fitting[-1]["rooms"] if fitting else 0, "projection_rooms": None,
+           "projection_within_target": bool(fitting), "server_cpu_percent_by_process": None,
+           "server_cpu_ms_per_input_by_process": None, "projected_rooms_per_core": None}
+    if basis is not None and basis.get("server_cpu_percent"):
+        out.update(projection_rooms=basis["rooms"],
+                   server_cpu_percent_by_process=basis["server_cpu_percent_by_process"],
+                   server_cpu_ms_per_input_by_process=basis["server_cpu_ms_per_input_by_process"],
+                   projected_rooms_per_core=round(basis["rooms"] / (basis["server_cpu_percent"] / 100)))
+        if "redis" in basis.get("other_cpu_percent", {}):
+            out["redis_cpu_percent"] = basis["other_cpu_percent"]["redis"]
+    return out
 
 
 def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warmup: float = 3.0,
-        bots: int = 2, baseline: bool = True, redis_rooms: tuple[int, ...] = (),
-        hypercorn_rooms: tuple[int, ...] = ()) -> dict:
-    """Rooms per process at 30 Hz: per level (rooms), Coplay's relay and the bare baseline.
+        bots: int = 2, baseline: bool = True, processes: tuple[int, ...] = (1,),
+        hypercorn_rooms: tuple[int, ...] = (), placement: str = "sticky") -> dict:
+    """Rooms per setup at 30 Hz: per level (rooms), Coplay on each number of processes (its
+    simulated participants), Coplay on hypercorn, and the bare relay vs Coplay with bare bots.
 
-    Returns {"coplay": {"<rooms>": level}, "baseline": {"<rooms>": level}, "max_rooms_within_target",
-    "projected_rooms_per_core": {"coplay", "baseline"}, "target": {...}, "settings": {...}}; a level
-    has rooms, relay_one_way_ms {p50, p99, mean, n}, relay_lost_messages, messages_per_s,
-    server_cpu_percent, server_runqueue_wait_percent, server_rss_mb, server_rss_idle_mb,
-    rss_connected_mb, rss_per_room_mb, cpu_percent_per_room, server_cpu_ms_per_input,
-    bot_cpu_percent, bot_send_lag_ms, server_errors, error_sample, room_results, within_target,
-    and (Coplay only) inputs_sent, inputs_stored, lost_records."""
+    Returns {"processes": {"<P>": {"<rooms>": level}}, "setups": {"<P>": setup},
+    "coplay_hypercorn": {...}, "baseline": {...}, "coplay_bare_bots": {...},
+    "max_rooms_within_target" (1 process), "projected_rooms_per_core": {"coplay", "baseline",
+    "coplay_bare_bots"}, "target": {...}, "settings": {...}}.
+
+    A level has rooms, rooms_ready (rooms formed), relay_one_way_ms {p50, p99, mean, n},
+    inputs_sent, inputs_relayed, inputs_refused, inputs_lost (input messages in the window:
+    emitted, arrived at the partner, refused with a server_error, neither), relay_lost_messages
+    (sent - relayed), messages_per_s, room_results {status: rooms}, server_errors, error_sample,
+    bot_cpu_percent (per bot process), bot_loop_lag_ms or (bare bots) bot_send_lag_ms,
+    server_cpu_percent (summed over the processes), server_cpu_percent_by_process,
+    server_cpu_ms_per_input (server CPU per relayed input, summed) and
+    server_cpu_ms_per_input_by_process, server_runqueue_wait_percent, server_rss_mb,
+    server_rss_idle_mb, rss_connected_mb, rss_per_room_mb, cpu_percent_per_room, inputs_made,
+    inputs_stored, lost_records, within_target; with several processes other_cpu_percent
+    {"redis"}; the simulated participants' levels also processes, pinned, rooms_completed,
+    rooms_ended_in_window (should be 0), participants {outcome: count}, participant_errors.
+    A setup has rooms_within_target, projection_rooms (the level the projection is taken at: the
+    largest within target, else the lightest), projection_within_target,
+    server_cpu_percent_by_process, server_cpu_ms_per_input_by_process,
+    projected_rooms_per_core, capacity_vs_one_process (its projection / 1 process's) and, with
+    Redis, redis_cpu_percent."""
     work = Path(tempfile.mkdtemp(prefix="coplay-load-"))
     names = _experiments(work / "experiments", bots)
-    env = {}
+    _load_experiment(work / "experiments", warmup, seconds)
     # every bot is 127.0.0.1: lift the per-address caps
-    env["COPLAY_MAX_CONNECTIONS_PER_IP"] = env["COPLAY_MAX_ROOMS_PER_IP"] = "100000"
-    results: dict = {"coplay": {}, "coplay_hypercorn": {}, "baseline": {}, "two_processes_redis": {},
+    env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000"}
+    results: dict = {"processes": {}, "setups": {}, "coplay_hypercorn": {}, "baseline": {},
+                     "coplay_bare_bots": {},
                      "settings": {"fps": FPS, "seconds": seconds, "warmup": warmup, "bot_processes": bots,
-                                  "cores": os.cpu_count(), "one_process_server_cpus": sorted(SERVER_CPUS),
-                                  "one_process_bot_cpus": sorted(BOT_CPUS)},
-                     "target": {"relay_p99_ms": TARGET_P99_MS, "rooms": 100, "lost_records": 0}}
-    # Coplay on its default ASGI server (granian), and on hypercorn: the measured reason for the default
-    sides = (("coplay", rooms, "granian"), ("coplay_hypercorn", hypercorn_rooms, "hypercorn"))
-    for side, counts, asgi in sides:
-        for n in counts:
-            workdir = work / f"{side}-{n}"
-            workdir.mkdir()
-            server = start_server(workdir, experiments_dir=work / "experiments",
-                                  env={**env, "COPLAY_ASGI_SERVER": asgi})
-            try:
-                level, sent = _level([server.url], [server.process.pid], n, names, side[0], warmup, seconds,
-                                     workdir)
-            finally:
-                server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
-            level.update(_stored_inputs(server, sent))
-            level["within_target"] = within_target(level)
-            results[side][str(n)] = level
-            print(f"load: {side} {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
-    for n in redis_rooms:
-        redis = start_redis()
-        workdir = work / f"redis-{n}"
-        workdir.mkdir()
-        pair = []
-        try:
-            pair = [start_server(workdir, experiments_dir=work / "experiments",
-                                 env={**env, "COPLAY_REDIS_URL": redis.url}) for _ in range(2)]
-            level, sent = _level([s.url for s in pair], [s.process.pid for s in pair], n, names, "r",
-                                 warmup, seconds, workdir)
-        finally:
-            for server in pair:
-                server.stop()
-            redis.stop()
-        level.update(_stored_inputs(pair[0], sent))
-        level["within_target"] = within_target(level)
-        results["two_processes_redis"][str(n)] = level
-        print(f"load: 2 processes + redis {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
-    if baseline:
+                                  "cores": CORES, "placement": placement, "processes": list(processes),
+                                  "light_env": True},
+                     "target": {"relay_p99_ms": TARGET_P99_MS, "rooms": 100, "lost_records": 0,
+                                "capacity_vs_one_process": 0.9}}
+    opts = {"warmup": warmup, "seconds": seconds, "bots": bots, "placement": placement}
+    for count in processes:
+        side = results["processes"].setdefault(str(count), {})
         for n in rooms:
-            relay = Baseline(work)
-            try:
-                level, _ = _level([relay.url], [relay.process.pid], n, names, "b", warmup, seconds, work)
-            finally:
-                relay.stop()
-            level["within_target"] = within_target(level)
-            results["baseline"][str(n)] = level
-            print(f"load: baseline {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
-    held = [int(n) for n, level in results["coplay"].items() if within_target(level)]
-    results["max_rooms_within_target"] = max(held) if held else 0
-    # CPU per relayed input at the largest load within target (or the lightest) -> one core's rooms
-    for side in ("coplay", "baseline"):
-        levels = [results[side][str(n)] for n in sorted(rooms)] if results[side] else []
-        fitting = [lv for lv in levels if lv["within_target"]] or levels[:1]
-        cost = fitting[-1]["server_cpu_ms_per_input"] if fitting else None
-        projected = results.setdefault("projected_rooms_per_core", {})
-        projected[side] = round(1000 / (cost * 2 * FPS)) if cost else None
+            side[str(n)] = level = _setup_level(count, n, work, env, **opts)
+            print(f"load: {count} process(es), {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
+    for n in hypercorn_rooms:
+        level = _setup_level(1, n, work, env, asgi="hypercorn", **opts)
+        results["coplay_hypercorn"][str(n)] = level
+        print(f"load: hypercorn {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
+    if baseline:  # bare input bots: against the bare relay, and against Coplay like for like
+        for n in rooms:
+            for side in ("baseline", "coplay_bare_bots"):
+                server = Baseline(work) if side == "baseline" else None
+                workdir = work / f"{side}-{n}"
+                workdir.mkdir()
+                if server is None:
+                    server = start_server(workdir, experiments_dir=work / "experiments", env=env)
+                try:
+                    level, made = _level([server.url], [server.process.pid], n, names, side[0], warmup,
+                                         seconds, workdir)
+                finally:
+                    server.stop()
+                if side == "coplay_bare_bots":
+                    level.update(_stored_inputs(server, made))
+                level["within_target"] = within_target(level)
+                results[side][str(n)] = level
+                print(f"load: {side} {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
+    for count, levels in results["processes"].items():
+        results["setups"][count] = setup_summary(levels)
+    one = results["setups"].get("1", {}).get("projected_rooms_per_core")
+    for setup in results["setups"].values():
+        mine = setup["projected_rooms_per_core"]
+        setup["capacity_vs_one_process"] = round(mine / one, 3) if mine and one else None
+    results["max_rooms_within_target"] = results["setups"].get("1", {}).get("rooms_within_target", 0)
+    projected = results["projected_rooms_per_core"] = {}
+    for side, levels in (("coplay", results["processes"].get("1", {})), ("baseline", results["baseline"]),
+                         ("coplay_bare_bots", results["coplay_bare_bots"])):
+        projected[side] = setup_summary(levels)["projected_rooms_per_core"] if levels else None
     return results
 
 
@@ -540,25 +520,28 @@ def levels(text: str) -> tuple[int, ...]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rooms", default="25,50,100,150")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--bots", type=int, default=2)
+    parser.add_argument("--bots", type=int, default=2, help="bot processes")
+    parser.add_argument("--processes", default="1", help="server process counts, e.g. 1,2,3 (Redis beyond 1)")
+    parser.add_argument("--placement", choices=("sticky", "random"), default="sticky",
+                        help="a room's two participants on one server process (default), or each on any")
     parser.add_argument("--no-baseline", action="store_true")
-    parser.add_argument("--redis-rooms", default="", help="levels for 2 server processes + Redis")
     parser.add_argument("--hypercorn-rooms", default="", help="levels for Coplay on hypercorn")
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bot:
-        bot_main()
+        _stdio_bot()
         return 0
     if args.baseline_server:
         serve_baseline(args.baseline_server)
         return 0
-    out = run(levels(args.rooms), args.seconds, args.warmup, args.bots,
-              not args.no_baseline, levels(args.redis_rooms), levels(args.hypercorn_rooms))
+    out = run(levels(args.rooms), args.seconds, args.warmup, args.bots, not args.no_baseline,
+              levels(args.processes), levels(args.hypercorn_rooms), args.placement)
     print(json.dumps(out, indent=1))
     return 0
 

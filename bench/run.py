@@ -8,8 +8,10 @@ and mean depth under 0/50/150 ms injected delay, relay latency vs a direct ack r
 trip, Socket.IO disconnects while 1/3/6 rooms boot at once (worker vs ?worker=0).
 Ingest (issue 5): step records through Socket.IO vs straight into the store, SQLite and
 Postgres; ack latency; export of a million rows.
-Scale (issue 6): two-player rooms on one process at 30 Hz vs a bare python-socketio
-relay, and on two processes + Redis; relay p50/p99, CPU and memory per room, lost records.
+Scale (issues 6, 14): two-player rooms of the pilot's simulated participants at 30 Hz on 1, 2
+and 3 processes (+ Redis), vs a bare python-socketio relay (bare input bots); relay p50/p99,
+inputs sent/relayed/refused/lost, rooms completed, CPU per relayed input per process, rooms per
+fully used core per setup, memory per room, lost records.
 Fuzz (issue 6): a good room's relay latency with and without hostile clients, refusals/s,
 crashes.
 Scenes (issue 11): a game scene's start to playable, the visit's first game vs a later one
@@ -109,7 +111,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3, help="page boots per mode")
     parser.add_argument("--rooms", default="1,3,6", help="concurrent room counts")
     parser.add_argument("--load-rooms", default="50,100,125,150", help="rooms per process (scale)")
-    parser.add_argument("--redis-rooms", default="50,100", help="rooms on 2 processes + Redis (scale)")
+    parser.add_argument("--processes", default="1,2,3", help="server processes per setup (scale, Redis > 1)")
+    parser.add_argument("--placement", choices=("sticky", "random"), default="sticky",
+                        help="a room's participants on one process, or each on any (scale)")
     parser.add_argument("--hypercorn-rooms", default="50,100", help="rooms per process on hypercorn (scale)")
     parser.add_argument("--sections", default=",".join(SECTIONS),
                         help="which to run; the others keep their last results")
@@ -124,7 +128,7 @@ def main() -> int:
         results["ingest"] = ingest.run()
     if "scale" in args.sections:
         results["scale"] = load.run(load.levels(args.load_rooms), seconds=15.0,
-                                    redis_rooms=load.levels(args.redis_rooms),
+                                    processes=load.levels(args.processes), placement=args.placement,
                                     hypercorn_rooms=load.levels(args.hypercorn_rooms))
     if "fuzz" in args.sections:
         results["fuzz"] = fuzz.run()
@@ -156,6 +160,7 @@ def main() -> int:
                     "relay.relay_one_way_ms.p99": "<= 2 (overhead)",
                     "ingest.socketio_max.records_per_s": ">= 50000",
                     "scale.max_rooms_within_target": ">= 100 (relay p99 <= 20 ms, 0 lost)",
+                    "scale.setups.*.capacity_vs_one_process": ">= 0.9 (2+ processes)",
                     "fuzz.crashes": "0", "scenes.later.median": "<= 150 ms",
                     "frames.rgb.total_ms.p99": "<= 8", "frames.rgb.dropped": "0",
                     "replay_burst.pool.p99_ratio": "<= 2 (burst p99 / quiet p99)",

@@ -12,15 +12,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import html
 import json
-import re
 import secrets
 import shutil
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -29,22 +26,9 @@ from sqlalchemy import text
 
 from pilot.checks import check_data, check_export, close_engines
 from pilot.local import ROOT, ServerRefused, free_port, launch
-from pilot.participant import Options, Outcome, SimulatedParticipant
+from pilot.participant import Options, Outcome, SimulatedParticipant, page_config
 from pilot.report import build_report, table
 from server.data.storage import create_engine
-
-CONFIG = re.compile(r'<script type="application/json" id="coplay-config">(.*?)</script>', re.S)
-
-
-def page_config(url: str, experiment: str) -> dict[str, Any]:
-    """What the experiment's page is given (its games, screening, upload size): read from the
-    page itself, as a browser would."""
-    with urllib.request.urlopen(f"{url}/x/{experiment}", timeout=30) as response:
-        page = response.read().decode()
-    match = CONFIG.search(page)
-    if match is None:
-        raise RuntimeError(f"{url}/x/{experiment} is not a Coplay experiment page")
-    return json.loads(html.unescape(match.group(1)))
 
 
 @contextlib.asynccontextmanager

@@ -6,9 +6,14 @@ the order the server gives. Every data message goes through the page's own outbo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import html
+import json
 import math
 import random
+import re
 import time
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,12 +26,25 @@ from pilot.actions import action_source
 from pilot.channel import LocalChannel, WorkerError
 from protocol import messages as m
 from protocol.scenes import next_scene
+from server.transport import fastjson
 
 DESKTOP_UA = (
     "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/156.0.0.0 Safari/537.36 CoplayPilot"
 )
 FEATURES = {"WebAssembly": True, "Worker": True, "SharedArrayBuffer": True, "crossOriginIsolated": True}
+CONFIG = re.compile(r'<script type="application/json" id="coplay-config">(.*?)</script>', re.S)
+
+
+def page_config(url: str, experiment: str) -> dict[str, Any]:
+    """What the experiment's page is given (its games, screening, upload size): read from the
+    page itself, as a browser would."""
+    with urllib.request.urlopen(f"{url}/x/{experiment}", timeout=30) as response:
+        page = response.read().decode()
+    match = CONFIG.search(page)
+    if match is None:
+        raise RuntimeError(f"{url}/x/{experiment} is not a Coplay experiment page")
+    return json.loads(html.unescape(match.group(1)))
 
 
 class MemoryStorage:
@@ -52,6 +70,31 @@ class MemoryStorage:
         self.items.pop(key, None)
 
 
+class Hooks:
+    """Where a driver of many participants (the load test, pilot/load.py) looks into a room
+    episode; by default nothing: a participant plays as a page does."""
+
+    @contextlib.asynccontextmanager
+    async def joining(self, bot: Any, scene_id: str, episode: int):
+        """Around the participant's mp_join (a driver may order the joins: who plays whom)."""
+        yield
+
+    async def playing(self, bot: Any, room: dict[str, Any]) -> None:
+        """The room started and the game is set up; its first frame follows."""
+
+    def played(self, bot: Any, room: dict[str, Any], outcome: str) -> None:
+        """The room's frames are played (or it was left)."""
+
+    def sending(self, bot: Any, seat: str, message: dict[str, Any], fresh: list) -> None:
+        """An input message about to be emitted; ``fresh``: its inputs new with it."""
+
+    def received(self, bot: Any, message: dict[str, Any]) -> None:
+        """A partner's input message, as it arrives from the relay."""
+
+    def server_error(self, bot: Any, error: dict[str, Any]) -> None:
+        """A ``server_error`` event while in a room (an input refused, say)."""
+
+
 @dataclass
 class Options:
     url: str
@@ -62,6 +105,8 @@ class Options:
     speed: float = 1.0  # frame rate multiplier (1: the scene's own)
     files_root: str = "/tmp/coplay-pilot"
     net: dict[str, float] | None = None  # the relay's network shaping for rooms, when the study allows it
+    hooks: Hooks = field(default_factory=Hooks)
+    fast_json: bool = False  # Socket.IO packets through msgspec (the load test: many bots per process)
 
 
 @dataclass
@@ -93,7 +138,8 @@ class SimulatedParticipant:
             "STUDY_ID": f"pilot-{options.run_id}",
             "SESSION_ID": f"s{index}",
         }
-        self.sio = socketio.AsyncClient(reconnection=True, handle_sigint=False)
+        extra = {"json": fastjson} if options.fast_json else {}
+        self.sio = socketio.AsyncClient(reconnection=True, handle_sigint=False, **extra)
         self.result = Outcome(self.pid)
         self.outbox: Outbox | None = None
         # the configured share declines consent, spread evenly over arrivals (exactly

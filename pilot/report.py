@@ -11,6 +11,18 @@ from typing import Any
 from pilot.participant import Outcome
 
 
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+def summary(values: list[float]) -> dict:
+    """p50, p99, mean and count of a non-empty sample (the benchmarks' and the load test's)."""
+    return {"p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3),
+            "mean": round(statistics.fmean(values), 3), "n": len(values)}
+
+
 def build_report(
     experiment: str,
     outcomes: list[Outcome],

@@ -34,8 +34,11 @@ class RoomEvents:
         self.ai_actions: dict[str, Any] = {}
         self.conflicts = 0
         self.woken = asyncio.Event()
-        for event in ("room_start", "wait_timeout", "input", "partner_left", "room_result"):
+        self.hooks = bot.opts.hooks
+        self.bot = bot
+        for event in ("room_start", "wait_timeout", "partner_left", "room_result", "server_error"):
             bot.sio.on(event, getattr(self, "on_" + event))
+        bot.sio.on("input", self.on_relayed)
 
     async def on_room_start(self, msg: dict) -> None:
         self.room = msg
@@ -44,6 +47,13 @@ class RoomEvents:
     async def on_wait_timeout(self, msg: dict) -> None:
         self.timed_out = msg
         self.woken.set()
+
+    async def on_relayed(self, msg: dict) -> None:
+        self.hooks.received(self.bot, msg)
+        await self.on_input(msg)
+
+    async def on_server_error(self, msg: dict) -> None:
+        self.hooks.server_error(self.bot, msg)
 
     async def on_input(self, msg: dict) -> None:
         if self.session is None:
@@ -74,6 +84,7 @@ async def send_inputs(bot: Any, session: RollbackSession, seat: str, sent: list,
         }
         if seat != session.local:
             message["seat"] = seat
+        bot.opts.hooks.sending(bot, seat, message, sent if start == 0 else [])
         await bot.sio.emit("input", message)
 
 
@@ -86,7 +97,8 @@ async def play_room_episode(
     join: dict[str, Any] = {"episode_id": eid, "scene": scene_id}
     if bot.opts.net is not None and mp.get("network_from_url"):
         join["net"] = bot.opts.net
-    ack = await bot.call("mp_join", join)
+    async with bot.opts.hooks.joining(bot, scene_id, episode):
+        ack = await bot.call("mp_join", join)
     if not ack.get("ok"):
         raise RuntimeError(f"could not join a room: {ack.get('error')}")
     await asyncio.wait_for(events.woken.wait(), timeout=mp["wait_timeout"] + 30)
@@ -123,6 +135,7 @@ async def play_room_episode(
     act = action_source(game, room["player"], bot.opts.policy, bot.rng, room["seed"], bot.files(channel))
     act.start(reset, game["players"])
     uploader = Uploader(bot.outbox, eid, bot.cfg.get("upload_every", 30))
+    await bot.opts.hooks.playing(bot, room)
     record = {
         "episode": eid,
         "scene": scene_id,
@@ -133,6 +146,7 @@ async def play_room_episode(
     }
     bot.result.episodes.append(record)
     outcome, total = await run_ticks(bot, channel, game, session, events, act, uploader, record)
+    bot.opts.hooks.played(bot, room, outcome)
     final = None
     if outcome == "completed":
         end = session.end_frame + 1
