@@ -107,14 +107,90 @@ def markdown(results: dict) -> str:
 
 SCALE_SIDES = {"coplay": "Coplay (granian), 1 process", "coplay_hypercorn": "Coplay on hypercorn, 1 process",
                "baseline": "bare python-socketio relay (granian), 1 process",
-               "two_processes_redis": "Coplay, 2 processes + Redis"}
+               "two_processes_redis": "Coplay, 2 processes + Redis",
+               "coplay_bare_bots": "Coplay (granian), 1 process"}
 SCALE_SHORT = {"coplay": "Coplay", "coplay_hypercorn": "hypercorn", "baseline": "bare",
-               "two_processes_redis": "Redis x2"}
+               "two_processes_redis": "Redis x2", "coplay_bare_bots": "Coplay"}
+
+
+def _setup_label(count: str) -> str:
+    return "Coplay, 1 process" if count == "1" else f"Coplay, {count} processes + Redis"
+
+
+def _pair(lat: dict | None) -> str:
+    return f"{lat['p50']:g} / {lat['p99']:g}" if lat else "–"
+
+
+def _listed(values: list | None) -> str:
+    return ", ".join(f"{v:g}" for v in values) if values else "–"
 
 
 def _scale_lines(scale: dict | None) -> list[str]:
+    """bench/load.py run(): the simulated participants' setups (1, 2, 3 processes), hypercorn,
+    and the bare input bots against Coplay and the bare relay. An older results.json (before
+    the pilot drove the levels) is shown as it was measured."""
     if not scale:
         return []
+    if "processes" not in scale:
+        return _scale_lines_bare_bots_only(scale)
+    st = scale.get("settings", {})
+    pinned = "each server process pinned to a core of its own and the bots to the others when the machine has " \
+        "more cores than server processes, else nothing pinned"
+    lines = ["", f"**Scale** — two-player rooms at 30 inputs/s per seat, played by the pilot's simulated participants "
+             f"({st.get('bot_processes', 2)} bot processes): each walks the load study (consent, the two-player game on the "
+             "page's rollback netcode with a light env stepped in CPython, a survey), uploading its steps and "
+             f"reporting state hashes; a room's two participants on {'the same server process' if st.get('placement', 'sticky') == 'sticky' else 'random server processes'}; "
+             f"several processes share one database and one Redis. {pinned[0].upper() + pinned[1:]}. Run-queue wait: time the "
+             "server's Python thread was ready but had no CPU", "",
+             "| setup | rooms | relay one way p50 / p99 ms | inputs sent / relayed / refused / lost | rooms completed "
+             "| server CPU % per process (run-queue wait %) | CPU ms per relayed input, per process | RSS MB per room "
+             "| lost records | within target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    sides = [(_setup_label(count), levels) for count, levels in scale["processes"].items()]
+    sides.append((SCALE_SIDES["coplay_hypercorn"], scale.get("coplay_hypercorn") or {}))
+    for label, levels in sides:
+        for n, lv in levels.items():
+            lines.append(f"| {label} | {n} | {_pair(lv.get('relay_one_way_ms'))} | {lv['inputs_sent']} / "
+                         f"{lv['inputs_relayed']} / {lv['inputs_refused']} / {lv['inputs_lost']} | "
+                         f"{lv.get('rooms_completed', '–')} of {lv['rooms']} | "
+                         f"{_listed(lv.get('server_cpu_percent_by_process'))} ({lv.get('server_runqueue_wait_percent', 0):g}) | "
+                         f"{_listed(lv.get('server_cpu_ms_per_input_by_process'))} | {lv.get('rss_per_room_mb', 0):g} | "
+                         f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'} |")
+    lines += ["", "| setup | rooms within target (p99 ≤ 20 ms, nothing lost, all completed) | CPU ms per relayed input, "
+              "per process (at rooms) | Redis CPU % | rooms per fully used core (rooms / Σ process CPU) | vs 1 process "
+              "| target |", "|---|---:|---:|---:|---:|---:|---|"]
+    for count, setup in scale.get("setups", {}).items():
+        at = setup.get("projection_rooms")
+        where = f" ({at}{'' if setup.get('projection_within_target') else ', not within target'})" if at else ""
+        ratio = setup.get("capacity_vs_one_process")
+        lines.append(f"| {_setup_label(count)} | {setup['rooms_within_target']} | "
+                     f"{_listed(setup.get('server_cpu_ms_per_input_by_process'))}{where} | "
+                     f"{setup.get('redis_cpu_percent', '–')} | {setup.get('projected_rooms_per_core') or '–'} | "
+                     f"{f'{ratio * 100:.0f} %' if ratio is not None else '–'} | "
+                     f"{'≥ 100 rooms' if count == '1' else '≥ 90 % of 1 process'} |")
+    bare = [(SCALE_SIDES["coplay_bare_bots"], scale.get("coplay_bare_bots") or {}),
+            (SCALE_SIDES["baseline"], scale.get("baseline") or {})]
+    if any(levels for _, levels in bare):
+        lines += ["", "The bare python-socketio relay speaks no study, so it is measured with bare input bots (an input "
+                  "message every 1/30 s per seat, nothing simulated, rooms end `desync`), beside Coplay with the same bots:",
+                  "", "| bare input bots | rooms | relay one way p50 / p99 ms | relayed inputs lost | server CPU % "
+                  "(run-queue wait %) | CPU ms per relayed input | RSS MB per room | lost records | within target |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+        for label, levels in bare:
+            for n, lv in levels.items():
+                lines.append(f"| {label} | {n} | {_pair(lv.get('relay_one_way_ms'))} | {lv['relay_lost_messages']} | "
+                             f"{lv['server_cpu_percent']:g} ({lv['server_runqueue_wait_percent']:g}) | "
+                             f"{lv['server_cpu_ms_per_input']} | {lv['rss_per_room_mb']:g} | "
+                             f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'} |")
+    proj = scale.get("projected_rooms_per_core", {})
+    lines += ["", f"Rooms within target on one process: **{scale.get('max_rooms_within_target')}** (target ≥ 100). "
+              f"Rooms one fully used core would hold at the CPU measured at the largest load within target: "
+              f"Coplay with simulated participants {proj.get('coplay')}; with bare input bots Coplay "
+              f"{proj.get('coplay_bare_bots')}, bare python-socketio relay {proj.get('baseline')}."]
+    return lines
+
+
+def _scale_lines_bare_bots_only(scale: dict) -> list[str]:
     lines = ["", "**Scale** — two-player rooms at 30 inputs/s per seat (python-socketio bots in 2 processes). "
              "One server process runs pinned to one core, the bots on the other; the two Redis-sharing "
              "processes are not pinned and share both cores with the bots. Run-queue wait: time the server's "
@@ -402,6 +478,17 @@ def _plot_policies(axes, po: dict) -> None:
           {f"{model}\n{mode[:4]}": po[model][mode]["stall_ms"] for model in ("none", "mlp", "gru") for mode in MODES})
 
 
+def _scale_series(scale: dict) -> dict[str, dict]:
+    """Label -> levels, for the p99 plot."""
+    if "processes" not in scale:
+        return {label: scale.get(side) or {} for side, label in SCALE_SIDES.items() if side != "coplay_bare_bots"}
+    series = {_setup_label(count): levels for count, levels in scale["processes"].items()}
+    series[SCALE_SIDES["coplay_hypercorn"]] = scale.get("coplay_hypercorn") or {}
+    series["Coplay, bare input bots"] = scale.get("coplay_bare_bots") or {}
+    series["bare python-socketio relay, bare input bots"] = scale.get("baseline") or {}
+    return series
+
+
 def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: dict | None) -> None:
     if ingest:
         data = {"SQLite\nSocket.IO": ingest["socketio_max"]["records_per_s"],
@@ -412,8 +499,7 @@ def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: di
         _bars(axes[0], "Step records ingested per second\n(target 50,000 through Socket.IO)", data)
     if scale:
         ax = axes[1]
-        for side, label in SCALE_SIDES.items():
-            levels = scale.get(side) or {}
+        for label, levels in _scale_series(scale).items():
             points = [(int(n), lv["relay_one_way_ms"]["p99"]) for n, lv in levels.items() if lv["relay_one_way_ms"]]
             if points:
                 ax.plot(*zip(*sorted(points), strict=True), marker="o", label=label)
@@ -422,10 +508,15 @@ def _plot_data_and_scale(axes, ingest: dict | None, scale: dict | None, fuzz: di
         ax.set_xlabel("two-player rooms at 30 Hz", fontsize=8)
         ax.set_title("Relay one-way p99 (ms, log) by rooms; dashed: 20 ms target", fontsize=10)
         ax.legend(fontsize=7)
-        _bars(axes[2], "Server CPU ms per relayed input", {
-            f"{SCALE_SHORT[side]}\n{n} rooms": lv["server_cpu_ms_per_input"]
-            for side in ("coplay", "coplay_hypercorn", "baseline") for n, lv in (scale.get(side) or {}).items()
-            if n in ("50", "100")})
+        if "processes" in scale:  # summed over a setup's processes
+            bars = {f"{count} proc\n{n} rooms": lv["server_cpu_ms_per_input"]
+                    for count, levels in scale["processes"].items() for n, lv in levels.items()
+                    if n in ("50", "100") and lv.get("server_cpu_ms_per_input")}
+        else:
+            bars = {f"{SCALE_SHORT[side]}\n{n} rooms": lv["server_cpu_ms_per_input"]
+                    for side in ("coplay", "coplay_hypercorn", "baseline") for n, lv in (scale.get(side) or {}).items()
+                    if n in ("50", "100")}
+        _bars(axes[2], "Server CPU ms per relayed input", bars)
     if fuzz:
         lat = fuzz["relay_one_way_ms"]
         _bars(axes[3], f"Good room relay under fuzz (ms); crashes: {fuzz['crashes']}",

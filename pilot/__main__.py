@@ -5,7 +5,14 @@ when a participant hit an error, a room did not end ``completed`` or a data chec
 Without --url the pilot starts a server of its own on a throwaway database (the
 experiments folder given, default experiments/), and checks the data there. With --url it
 drives that deployment; the data checks then need --database (the server's setting) and
-the export check --admin-token."""
+the export check --admin-token.
+
+``--load ROOMS`` (load mode): ROOMS two-player rooms of simulated participants walk the study
+to its first multiplayer game and play it at once, measured over a window (--warmup, then
+--seconds): the relay's one-way latency p50/p99, inputs sent vs relayed vs refused vs lost,
+rooms completed, the bots' own CPU and event-loop lag, and (a server of the pilot's own) the
+server's CPU per relayed input; exits 1 unless within target (relay p99 <= 20 ms, nothing
+lost or refused, every room completed). pilot/load.py; bench/load.py uses it too."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -25,6 +33,7 @@ import aiohttp
 from sqlalchemy import text
 
 from pilot.checks import check_data, check_export, close_engines
+from pilot.load import load_table, run_level, within_target
 from pilot.local import ROOT, ServerRefused, free_port, launch
 from pilot.participant import Options, Outcome, SimulatedParticipant, page_config
 from pilot.report import build_report, table
@@ -145,7 +154,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--net-delay", type=float, help="rooms behind the relay's network shaping (ms one way)"
     )
-    parser.add_argument("--arrive-every", type=float, default=0.2, help="seconds between arrivals")
+    parser.add_argument(
+        "--arrive-every",
+        type=float,
+        help="seconds between arrivals (default 0.2; with --load 0.01 per bot process)",
+    )
     parser.add_argument(
         "--browsers",
         type=int,
@@ -153,6 +166,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="this many of the participants play in headless Chromium pages (COPLAY_CHROMIUM)",
     )
     parser.add_argument("--json", type=Path, help="write the report here as JSON")
+    load = parser.add_argument_group("load mode")
+    load.add_argument("--load", type=int, metavar="ROOMS", help="load test: ROOMS two-player rooms at once")
+    load.add_argument("--seconds", type=float, default=20.0, help="the measured window (default 20)")
+    load.add_argument("--warmup", type=float, default=3.0, help="play before the window (default 3)")
+    load.add_argument(
+        "--bots", type=int, default=2, help="bot processes driving the participants (default 2)"
+    )
     return parser.parse_args(argv)
 
 
@@ -177,7 +197,7 @@ async def pilot(args: argparse.Namespace, url: str, database: str | Path | None,
             cfg,
             args.participants,
             args.concurrency,
-            args.arrive_every,
+            0.2 if args.arrive_every is None else args.arrive_every,
             min(args.browsers, args.participants),
         )
     finally:
@@ -197,6 +217,41 @@ async def pilot(args: argparse.Namespace, url: str, database: str | Path | None,
         )
     await close_engines()
     return build_report(args.experiment, outcomes, rooms, checks, time.monotonic() - started)
+
+
+def load_test(args: argparse.Namespace, url: str, server: subprocess.Popen | None) -> int:
+    """--load: the rooms played at once and measured (pilot/load.py), the server's CPU when it is ours."""
+    work = Path(tempfile.mkdtemp(prefix="coplay-pilot-load-"))
+    conf = {
+        "speed": args.speed,
+        "policy": args.policy,
+        "net": {"delay_ms": args.net_delay} if args.net_delay else None,
+        "arrive_every": 0.01 if args.arrive_every is None else args.arrive_every,
+    }
+    try:
+        level = run_level(
+            [url],
+            args.load,
+            args.experiment,
+            work,
+            bots=args.bots,
+            warmup=args.warmup,
+            seconds=args.seconds,
+            server_pids=[server.pid] if server else (),
+            conf=conf,
+        )
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(15)
+    level.pop("made")
+    level["within_target"] = within_target(level)
+    print(load_table(args.experiment, level))
+    if args.json:
+        args.json.write_text(
+            json.dumps({"experiment": args.experiment, "url": url, **level}, indent=1) + "\n"
+        )
+    return 0 if level["within_target"] else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             f"pilot: server of its own at {url}, database {database} (log {work / 'server.log'})",
             file=sys.stderr,
         )
+    if args.load:
+        return load_test(args, url, server)
     try:
         report = asyncio.run(pilot(args, url, database, token))
     finally:

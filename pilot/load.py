@@ -264,17 +264,27 @@ async def drive(conf: dict, conn: Any) -> dict:
     probe = LoadProbe(conf.get("lock"))
     probe.total = 2 * conf["rooms"]
     files = tempfile.mkdtemp(prefix="coplay-load-files-")
-    base = Options(url=conf["urls"][0], experiment=conf["experiment"], run_id=conf["run_id"],
-                   policy=conf.get("policy"), speed=conf.get("speed", 1.0), files_root=files, hooks=probe,
-                   fast_json=True)
+    base = Options(
+        url=conf["urls"][0],
+        experiment=conf["experiment"],
+        run_id=conf["run_id"],
+        policy=conf.get("policy"),
+        speed=conf.get("speed", 1.0),
+        files_root=files,
+        hooks=probe,
+        net=conf.get("net"),
+        fast_json=True,
+    )
     cfg = await asyncio.to_thread(page_config, base.url, base.experiment)
     arrive_every = conf.get("arrive_every", 0.01)
     try:
         async with aiohttp.ClientSession() as http:
             bots = []
             for k, seats in enumerate(placements(conf, random.Random(conf["run_id"]))):
-                pair = [SimulatedParticipant(2 * k + j, dataclasses.replace(base, url=url), cfg, http)
-                        for j, url in enumerate(seats)]
+                pair = [
+                    SimulatedParticipant(2 * k + j, dataclasses.replace(base, url=url), cfg, http)
+                    for j, url in enumerate(seats)
+                ]
                 probe.pairs[pair[0].pid] = probe.pairs[pair[1].pid] = Pair(*pair)
                 bots += pair
 
@@ -346,8 +356,14 @@ class BotProcess:
 
     def __init__(self, module: str, conf: dict, log: Path):
         self.log = log.open("w")
-        self.process = subprocess.Popen([sys.executable, "-m", module, "--bot"], cwd=ROOT, text=True,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module, "--bot"],
+            cwd=ROOT,
+            text=True,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+        )
         self.pid = self.process.pid
         self.lines: queue.Queue = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -381,11 +397,25 @@ class BotProcess:
 
 
 # -- the coordinator: one load level ----------------------------------------------------------------
-def run_level(urls: list[str], rooms: int, experiment: str | list[str], work: Path, *, bots: int = 2,
-              warmup: float = 3.0, seconds: float = 20.0, placement: str = "sticky",
-              server_pids: list[int] | tuple[int, ...] = (), other_pids: dict[str, int] | None = None,
-              bot_cpus: set[int] | None = None, module: str = "pilot.load", conf: dict | None = None,
-              ready_timeout: float = 300.0, done_timeout: float = 600.0, tag: str = "l") -> dict:
+def run_level(
+    urls: list[str],
+    rooms: int,
+    experiment: str | list[str],
+    work: Path,
+    *,
+    bots: int = 2,
+    warmup: float = 3.0,
+    seconds: float = 20.0,
+    placement: str = "sticky",
+    server_pids: list[int] | tuple[int, ...] = (),
+    other_pids: dict[str, int] | None = None,
+    bot_cpus: set[int] | None = None,
+    module: str = "pilot.load",
+    conf: dict | None = None,
+    ready_timeout: float = 300.0,
+    done_timeout: float = 600.0,
+    tag: str = "l",
+) -> dict:
     """``rooms`` rooms driven by ``bots`` bot processes (``module``: this one's simulated
     participants, or bench/load.py's bare input bots), against ``urls``. ``experiment``: one for
     all, or one per bot process. ``server_pids`` (and ``other_pids``, e.g. Redis): processes on
@@ -401,9 +431,18 @@ def run_level(urls: list[str], rooms: int, experiment: str | list[str], work: Pa
         if not share:
             continue
         exp = experiment[i] if isinstance(experiment, list) else experiment
-        bot_conf = {"urls": urls, "experiment": exp, "rooms": share, "index": i, "first_room": first,
-                    "run_id": f"{tag}{run_id}b{i}", "lock": str(lock), "placement": placement, "tag": tag,
-                    **(conf or {})}
+        bot_conf = {
+            "urls": urls,
+            "experiment": exp,
+            "rooms": share,
+            "index": i,
+            "first_room": first,
+            "run_id": f"{tag}{run_id}b{i}",
+            "lock": str(lock),
+            "placement": placement,
+            "tag": tag,
+            **(conf or {}),
+        }
         procs.append(BotProcess(module, bot_conf, work / f"bot-{tag}-{rooms}-{i}.log"))
         first += share
     if bot_cpus:
@@ -434,14 +473,34 @@ def run_level(urls: list[str], rooms: int, experiment: str | list[str], work: Pa
         for proc in procs:
             proc.stop()
         shutil.rmtree(lock.parent, ignore_errors=True)
-    return aggregate(outs, rooms, ready, seconds, [cpu[str(pid)] for pid in server_pids],
-                     {name: round(cpu[name], 1) for name in other_pids or {}}, waited, bot_cpu,
-                     rss_idle, rss_connected, rss_samples)
+    return aggregate(
+        outs,
+        rooms,
+        ready,
+        seconds,
+        [cpu[str(pid)] for pid in server_pids],
+        {name: round(cpu[name], 1) for name in other_pids or {}},
+        waited,
+        bot_cpu,
+        rss_idle,
+        rss_connected,
+        rss_samples,
+    )
 
 
-def aggregate(outs: list[dict], rooms: int, ready: int, seconds: float, server_cpu: list[float],
-              other_cpu: dict[str, float], waited: float, bot_cpu: list[float], rss_idle: float,
-              rss_connected: float, rss_samples: list[float]) -> dict:
+def aggregate(
+    outs: list[dict],
+    rooms: int,
+    ready: int,
+    seconds: float,
+    server_cpu: list[float],
+    other_cpu: dict[str, float],
+    waited: float,
+    bot_cpu: list[float],
+    rss_idle: float,
+    rss_connected: float,
+    rss_samples: list[float],
+) -> dict:
     latency = [x for o in outs for x in o["latency_ms"]]
     sent = sum(o["sent"] for o in outs)
     relayed = sum(o["relayed"] for o in outs)
@@ -476,21 +535,27 @@ def aggregate(outs: list[dict], rooms: int, ready: int, seconds: float, server_c
     if server_cpu:
         total = sum(server_cpu)
         rss_load = max(rss_samples) if rss_samples else rss_connected
-        level.update({
-            "server_cpu_percent": round(total, 1),
-            "server_cpu_percent_by_process": [round(c, 1) for c in server_cpu],
-            "server_runqueue_wait_percent": round(waited, 1),  # high: the machine, not the server, was busy
-            "server_rss_mb": round(rss_load, 1),
-            "server_rss_idle_mb": round(rss_idle, 1),
-            "rss_connected_mb": round(rss_connected, 1),
-            "rss_per_room_mb": round((rss_load - rss_idle) / rooms, 3),
-            "cpu_percent_per_room": round(total / rooms, 3),
-            # CPU time per relayed input (in + out, with everything else the participants sent
-            # meanwhile), per process and summed: robust to other load on the machine, unlike latency
-            "server_cpu_ms_per_input": round(total / 100 * seconds * 1000 / relayed, 4) if relayed else None,
-            "server_cpu_ms_per_input_by_process": [round(c / 100 * seconds * 1000 / relayed, 4) if relayed
-                                                   else None for c in server_cpu],
-        })
+        level.update(
+            {
+                "server_cpu_percent": round(total, 1),
+                "server_cpu_percent_by_process": [round(c, 1) for c in server_cpu],
+                # high: the machine, not the server, was busy
+                "server_runqueue_wait_percent": round(waited, 1),
+                "server_rss_mb": round(rss_load, 1),
+                "server_rss_idle_mb": round(rss_idle, 1),
+                "rss_connected_mb": round(rss_connected, 1),
+                "rss_per_room_mb": round((rss_load - rss_idle) / rooms, 3),
+                "cpu_percent_per_room": round(total / rooms, 3),
+                # CPU time per relayed input (in + out, with everything else the participants sent
+                # meanwhile), per process and summed: robust to other load on the machine, unlike latency
+                "server_cpu_ms_per_input": round(total / 100 * seconds * 1000 / relayed, 4)
+                if relayed
+                else None,
+                "server_cpu_ms_per_input_by_process": [
+                    round(c / 100 * seconds * 1000 / relayed, 4) if relayed else None for c in server_cpu
+                ],
+            }
+        )
     if other_cpu:
         level["other_cpu_percent"] = other_cpu
     made: dict[str, dict[str, list[int]]] = {}
@@ -505,33 +570,45 @@ def within_target(level: dict) -> bool:
     (simulated participants) every room completed."""
     lat = level.get("relay_one_way_ms")
     completed = level.get("rooms_completed")
-    return bool(lat) and lat["p99"] <= TARGET_P99_MS and level["inputs_lost"] == 0 \
-        and level["inputs_refused"] == 0 and level.get("lost_records", 0) == 0 \
-        and level["server_errors"] == 0 and (completed is None or completed == level["rooms"])
+    return (
+        bool(lat)
+        and lat["p99"] <= TARGET_P99_MS
+        and level["inputs_lost"] == 0
+        and level["inputs_refused"] == 0
+        and level.get("lost_records", 0) == 0
+        and level["server_errors"] == 0
+        and (completed is None or completed == level["rooms"])
+    )
 
 
 # -- the pilot's --load report ------------------------------------------------------------------------
 def load_table(experiment: str, level: dict) -> str:
     lat = level["relay_one_way_ms"] or {}
     who = sorted(level.get("participants", {}).items())
-    lines = [f"Load test of {experiment}: {level['rooms']} two-player rooms ({level['rooms_ready']} formed)",
-             "",
-             f"relay one way p50 / p99 ms: {lat.get('p50', '–')} / {lat.get('p99', '–')} "
-             f"({lat.get('n', 0)} inputs; target p99 <= {TARGET_P99_MS:g})",
-             f"inputs: sent {level['inputs_sent']}, relayed {level['inputs_relayed']}, refused "
-             f"{level['inputs_refused']}, lost {level['inputs_lost']} ({level['messages_per_s']}/s)",
-             "rooms: " + ", ".join(f"{k} {v}" for k, v in sorted(level["room_results"].items())),
-             "participants: " + ", ".join(f"{k} {v}" for k, v in who),
-             f"server errors: {level['server_errors']}" + (f" (e.g. {level['error_sample'][0]})"
-                                                            if level["error_sample"] else ""),
-             f"bots' CPU %: {level['bot_cpu_percent']}, event-loop lag p99 "
-             f"{level.get('bot_loop_lag_ms', {}).get('p99', '–')} ms (high: the bots were slow)"]
+    lines = [
+        f"Load test of {experiment}: {level['rooms']} two-player rooms ({level['rooms_ready']} formed)",
+        "",
+        f"relay one way p50 / p99 ms: {lat.get('p50', '–')} / {lat.get('p99', '–')} "
+        f"({lat.get('n', 0)} inputs; target p99 <= {TARGET_P99_MS:g})",
+        f"inputs: sent {level['inputs_sent']}, relayed {level['inputs_relayed']}, refused "
+        f"{level['inputs_refused']}, lost {level['inputs_lost']} ({level['messages_per_s']}/s)",
+        "rooms: " + ", ".join(f"{k} {v}" for k, v in sorted(level["room_results"].items())),
+        "participants: " + ", ".join(f"{k} {v}" for k, v in who),
+        f"server errors: {level['server_errors']}"
+        + (f" (e.g. {level['error_sample'][0]})" if level["error_sample"] else ""),
+        f"bots' CPU %: {level['bot_cpu_percent']}, event-loop lag p99 "
+        f"{level.get('bot_loop_lag_ms', {}).get('p99', '–')} ms (high: the bots were slow)",
+    ]
     if "server_cpu_percent" in level:
-        lines.append(f"server CPU %: {level['server_cpu_percent_by_process']}, ms per relayed input "
-                     f"{level['server_cpu_ms_per_input_by_process']}")
+        lines.append(
+            f"server CPU %: {level['server_cpu_percent_by_process']}, ms per relayed input "
+            f"{level['server_cpu_ms_per_input_by_process']}"
+        )
     if level.get("rooms_ended_in_window"):
-        lines.append(f"note: {level['rooms_ended_in_window']} room(s) ended before the window did "
-                     "(episodes shorter than --warmup + --seconds): fewer inputs were measured")
+        lines.append(
+            f"note: {level['rooms_ended_in_window']} room(s) ended before the window did "
+            "(episodes shorter than --warmup + --seconds): fewer inputs were measured"
+        )
     for error in level.get("participant_errors", []):
         lines.append(f"  - {error}")
     lines += ["", "Within target." if within_target(level) else "NOT within target."]

@@ -19,8 +19,12 @@ def percentile(values: list[float], q: float) -> float:
 
 def summary(values: list[float]) -> dict:
     """p50, p99, mean and count of a non-empty sample (the benchmarks' and the load test's)."""
-    return {"p50": round(percentile(values, 50), 3), "p99": round(percentile(values, 99), 3),
-            "mean": round(statistics.fmean(values), 3), "n": len(values)}
+    return {
+        "p50": round(percentile(values, 50), 3),
+        "p99": round(percentile(values, 99), 3),
+        "mean": round(statistics.fmean(values), 3),
+        "n": len(values),
+    }
 
 
 def build_report(
