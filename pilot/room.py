@@ -220,8 +220,11 @@ async def run_ticks(
             hashes, last = session.apply_results(ops, reply["results"])
             if last is not None and act.needs_obs and "obs" in last:
                 act.saw(last, game["players"])
-            for frame, digest in hashes:
-                await bot.sio.emit("state_hash", {"frame": frame, "hash": digest})
+        else:
+            hashes = []
+        # as the page does, the confirmed frames are taken before anything awaits: a partner's
+        # input arriving in between would confirm the last frame past the end apply_results
+        # looked for, and the episode would never finish (the page's socket.send does not yield)
         metrics = {"rollbacks": session.stats["rollbacks"], "stalls": session.stats["stalls"]}
         for frame, inputs, result in session.take_confirmed():
             rewards = result["rewards"]
@@ -238,5 +241,7 @@ async def run_ticks(
             )
             record["uploaded"].append(frame)
             record["frames"] = frame
+        for frame, digest in hashes:
+            await bot.sio.emit("state_hash", {"frame": frame, "hash": digest})
         due += frame_s
         await asyncio.sleep(max(0.0, due - time.monotonic()))
