@@ -12,7 +12,10 @@ pages/multiplayer.py's, state hashes, step records uploaded through the outbox; 
 ``completed`` when the server's replay agrees. So a level's server CPU is a study's, not only
 the relay's. The bots are a few processes (``--bots``), each one uvloop event loop driving
 many participants; both seats of a room are in one bot process (one perf_counter clock for
-the one-way latency). A room's two participants connect to the same server process (sticky
+the one-way latency); a participant costs its bot process about 0.7 % of a core, so ``--bots``
+defaults to one per core the server processes leave (at least 2), and a level whose bots ran
+above 85 % CPU is flagged ``bots_saturated`` (its latency is the bots' as much as the
+server's). A room's two participants connect to the same server process (sticky
 load balancing; rooms spread round robin), or each to a random one (``--placement random``).
 
 Setups (``--processes 1,2,3``, all in one run): each level on 1 process, then on 2 and 3
@@ -33,7 +36,7 @@ like a page, ``{"frame", "inputs": last 8 [[frame, value]], "adv"}``, nothing si
 junk final hash: their rooms end ``desync``), and so does a like-for-like Coplay column
 (``coplay_bare_bots``) at the same levels.
 
-    python -m bench.load [--rooms 25,50,100,150] [--seconds 20] [--warmup 3] [--bots 2]
+    python -m bench.load [--rooms 25,50,100,150] [--seconds 20] [--warmup 3] [--bots N]
                          [--processes 1,2,3] [--placement sticky|random]
                          [--hypercorn-rooms 100] [--no-baseline]
 
@@ -398,10 +401,12 @@ def _setup_level(processes: int, rooms: int, work: Path, env: dict, *, warmup: f
         server_cpus, bot_cpus = cores_for(processes)
         for server, cpus in zip(servers, server_cpus or [], strict=False):
             pin(server.process.pid, cpus)
+        if redis is not None and bot_cpus:  # off the server processes' cores
+            pin(redis.process.pid, bot_cpus)
         level = run_level([s.url for s in servers], rooms, LOAD_EXPERIMENT, workdir, bots=bots, warmup=warmup,
                           seconds=seconds, placement=placement, server_pids=[s.process.pid for s in servers],
                           other_pids={"redis": redis.process.pid} if redis else None, bot_cpus=bot_cpus,
-                          tag=f"p{processes}")
+                          tag=f"p{processes}", finish_timeout=60.0)
     finally:
         for server in servers:
             server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
@@ -433,8 +438,14 @@ def setup_summary(levels: dict[str, dict]) -> dict:
     return out
 
 
+def default_bots(processes: tuple[int, ...] = (1,)) -> int:
+    """One bot process per core the server processes leave (at least 2): a simulated participant
+    costs its bot process about 0.7 % of a core at 30 fps, so one bot process holds ~60 rooms."""
+    return max(2, CORES - max(processes, default=1))
+
+
 def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warmup: float = 3.0,
-        bots: int = 2, baseline: bool = True, processes: tuple[int, ...] = (1,),
+        bots: int | None = None, baseline: bool = True, processes: tuple[int, ...] = (1,),
         hypercorn_rooms: tuple[int, ...] = (), placement: str = "sticky") -> dict:
     """Rooms per setup at 30 Hz: per level (rooms), Coplay on each number of processes (its
     simulated participants), Coplay on hypercorn, and the bare relay vs Coplay with bare bots.
@@ -461,6 +472,7 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     server_cpu_percent_by_process, server_cpu_ms_per_input_by_process,
     projected_rooms_per_core, capacity_vs_one_process (its projection / 1 process's) and, with
     Redis, redis_cpu_percent."""
+    bots = bots or default_bots(processes)
     work = Path(tempfile.mkdtemp(prefix="coplay-load-"))
     names = _experiments(work / "experiments", bots)
     _load_experiment(work / "experiments", warmup, seconds)
@@ -525,7 +537,7 @@ def main() -> int:
     parser.add_argument("--rooms", default="25,50,100,150")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--bots", type=int, default=2, help="bot processes")
+    parser.add_argument("--bots", type=int, help="bot processes (default: one per free core, >= 2)")
     parser.add_argument("--processes", default="1", help="server process counts, e.g. 1,2,3 (Redis beyond 1)")
     parser.add_argument("--placement", choices=("sticky", "random"), default="sticky",
                         help="a room's two participants on one server process (default), or each on any")

@@ -155,7 +155,8 @@ def _scale_lines(scale: dict | None) -> list[str]:
                          f"{lv.get('rooms_completed', '–')} of {lv['rooms']} | "
                          f"{_listed(lv.get('server_cpu_percent_by_process'))} ({lv.get('server_runqueue_wait_percent', 0):g}) | "
                          f"{_listed(lv.get('server_cpu_ms_per_input_by_process'))} | {lv.get('rss_per_room_mb', 0):g} | "
-                         f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'} |")
+                         f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'}"
+                         f"{' (bots saturated)' if lv.get('bots_saturated') else ''} |")
     lines += ["", "| setup | rooms within target (p99 ≤ 20 ms, nothing lost, all completed) | CPU ms per relayed input, "
               "per process (at rooms) | Redis CPU % | rooms per fully used core (rooms / Σ process CPU) | vs 1 process "
               "| target |", "|---|---:|---:|---:|---:|---:|---|"]
@@ -173,15 +174,8 @@ def _scale_lines(scale: dict | None) -> list[str]:
     if any(levels for _, levels in bare):
         lines += ["", "The bare python-socketio relay speaks no study, so it is measured with bare input bots (an input "
                   "message every 1/30 s per seat, nothing simulated, rooms end `desync`), beside Coplay with the same bots:",
-                  "", "| bare input bots | rooms | relay one way p50 / p99 ms | relayed inputs lost | server CPU % "
-                  "(run-queue wait %) | CPU ms per relayed input | RSS MB per room | lost records | within target |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-        for label, levels in bare:
-            for n, lv in levels.items():
-                lines.append(f"| {label} | {n} | {_pair(lv.get('relay_one_way_ms'))} | {lv['relay_lost_messages']} | "
-                             f"{lv['server_cpu_percent']:g} ({lv['server_runqueue_wait_percent']:g}) | "
-                             f"{lv['server_cpu_ms_per_input']} | {lv['rss_per_room_mb']:g} | "
-                             f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'} |")
+                  "", *_bare_header("bare input bots")]
+        lines += [_bare_row(label, n, lv) for label, levels in bare for n, lv in levels.items()]
     proj = scale.get("projected_rooms_per_core", {})
     lines += ["", f"Rooms within target on one process: **{scale.get('max_rooms_within_target')}** (target ≥ 100). "
               f"Rooms one fully used core would hold at the CPU measured at the largest load within target: "
@@ -190,21 +184,26 @@ def _scale_lines(scale: dict | None) -> list[str]:
     return lines
 
 
+def _bare_header(first: str) -> list[str]:
+    return [f"| {first} | rooms | relay one way p50 / p99 ms | relayed inputs lost | server CPU % (run-queue wait %) "
+            "| CPU ms per input | RSS MB per room | lost records | within target |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+
+
+def _bare_row(label: str, n: str, lv: dict) -> str:
+    """A level of bare input bots (the relay's figures only)."""
+    return (f"| {label} | {n} | {_pair(lv.get('relay_one_way_ms'))} | {lv['relay_lost_messages']} | "
+            f"{lv['server_cpu_percent']:g} ({lv['server_runqueue_wait_percent']:g}) | "
+            f"{lv['server_cpu_ms_per_input']} | {lv['rss_per_room_mb']:g} | "
+            f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'} |")
+
+
 def _scale_lines_bare_bots_only(scale: dict) -> list[str]:
     lines = ["", "**Scale** — two-player rooms at 30 inputs/s per seat (python-socketio bots in 2 processes). "
              "One server process runs pinned to one core, the bots on the other; the two Redis-sharing "
              "processes are not pinned and share both cores with the bots. Run-queue wait: time the server's "
-             "Python thread was ready but had no CPU", "",
-             "| setup | rooms | relay one way p50 / p99 ms | relayed inputs lost | server CPU % (run-queue wait %) "
-             "| CPU ms per input | RSS MB per room | lost records | within target |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for side, label in SCALE_SIDES.items():
-        for n, level in scale.get(side, {}).items():
-            lat = level.get("relay_one_way_ms") or {}
-            lines.append(f"| {label} | {n} | {lat.get('p50', '–'):g} / {lat.get('p99', '–'):g} | "
-                         f"{level['relay_lost_messages']} | {level['server_cpu_percent']:g} ({level['server_runqueue_wait_percent']:g}) | "
-                         f"{level['server_cpu_ms_per_input']} | {level['rss_per_room_mb']:g} | "
-                         f"{level.get('lost_records', '–')} | {'yes' if level['within_target'] else 'no'} |")
+             "Python thread was ready but had no CPU", "", *_bare_header("setup")]
+    lines += [_bare_row(label, n, lv) for side, label in SCALE_SIDES.items() for n, lv in scale.get(side, {}).items()]
     proj = scale.get("projected_rooms_per_core", {})
     lines += ["", f"Rooms within target (p99 ≤ 20 ms, 0 lost) on one process: "
               f"**{scale.get('max_rooms_within_target')}** (target ≥ 100). Rooms one fully used core would hold at "

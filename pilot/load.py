@@ -53,6 +53,7 @@ from pilot.participant import Hooks, Options, SimulatedParticipant, page_config
 from pilot.report import summary
 
 TARGET_P99_MS = 20.0
+BOT_SATURATED_PERCENT = 85.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 NEVER = (float("inf"), float("inf"))
 
@@ -295,14 +296,26 @@ async def drive(conf: dict, conn: Any) -> dict:
                 finally:
                     probe.finished(bot)
 
-            walking = asyncio.gather(*(one(i, b) for i, b in enumerate(bots)))
+            walking = [asyncio.create_task(one(i, b)) for i, b in enumerate(bots)]
             await probe.ready.wait()
             conn.send(["ready", probe.rooms_ready()])
             start_wall, warmup, seconds = await asyncio.to_thread(conn.recv)
             # the coordinator's wall-clock start -> this process's perf_counter
             probe.open(time.perf_counter() + (start_wall - time.time()), warmup, seconds)
             lag = asyncio.create_task(probe.loop_lag())
-            outcomes = await walking
+            until = probe.window[1] - time.perf_counter() + conf.get("finish_timeout", 600.0)
+            _, stuck = await asyncio.wait(walking, timeout=max(1.0, until))
+            for bot, task in zip(bots, walking, strict=True):
+                if task in stuck:  # a finding, not a reason to hang: where it waits, then on
+                    where = " < ".join(
+                        f"{f.f_code.co_name} ({Path(f.f_code.co_filename).name}:{f.f_lineno})"
+                        for f in reversed(task.get_stack())
+                    )
+                    print(f"{bot.pid} stuck after the window: {where}", file=sys.stderr, flush=True)
+                    bot.result.outcome, bot.result.error = "error", f"stuck after the window in {where}"
+                    task.cancel()
+            await asyncio.gather(*walking, return_exceptions=True)
+            outcomes = [bot.result for bot in bots]
             lag.cancel()
     finally:
         shutil.rmtree(files, ignore_errors=True)
@@ -413,15 +426,18 @@ def run_level(
     module: str = "pilot.load",
     conf: dict | None = None,
     ready_timeout: float = 300.0,
-    done_timeout: float = 600.0,
+    finish_timeout: float = 600.0,
     tag: str = "l",
 ) -> dict:
     """``rooms`` rooms driven by ``bots`` bot processes (``module``: this one's simulated
     participants, or bench/load.py's bare input bots), against ``urls``. ``experiment``: one for
     all, or one per bot process. ``server_pids`` (and ``other_pids``, e.g. Redis): processes on
     this machine whose CPU is measured over the window. ``bot_cpus``: the cores the bots are
-    pinned to. Returns the level's figures (see bench/load.py run() for the keys); ``made``
-    holds, per room and seat, the first frame and the number of inputs its bots made."""
+    pinned to. ``ready_timeout``: for every room to form; ``finish_timeout``: after the window,
+    for the participants to finish the study (one still going then is reported stuck, with
+    where it waits, in its bot's log and the level's participant_errors). Returns the level's
+    figures (see bench/load.py run() for the keys); ``made`` holds, per room and seat, the
+    first frame and the number of inputs its bots made."""
     shares = [rooms // bots + (i < rooms % bots) for i in range(bots)]
     run_id = secrets.token_hex(3)
     lock = Path(tempfile.mkdtemp(prefix="coplay-load-lock-")) / "join.lock"
@@ -441,6 +457,7 @@ def run_level(
             "lock": str(lock),
             "placement": placement,
             "tag": tag,
+            "finish_timeout": finish_timeout,
             **(conf or {}),
         }
         procs.append(BotProcess(module, bot_conf, work / f"bot-{tag}-{rooms}-{i}.log"))
@@ -468,7 +485,7 @@ def run_level(
         cpu = {name: (cpu_seconds(pid) - cpu0[name]) / elapsed * 100 for name, pid in watched.items()}
         waited = (sum(runqueue_wait_seconds(pid) for pid in server_pids) - wait0) / elapsed * 100
         bot_cpu = [(cpu_seconds(p.pid) - c) / elapsed * 100 for p, c in zip(procs, bot0, strict=True)]
-        outs = [proc.recv(done_timeout, "done") for proc in procs]
+        outs = [proc.recv(finish_timeout + 120, "done") for proc in procs]
     finally:
         for proc in procs:
             proc.stop()
@@ -520,6 +537,8 @@ def aggregate(
         "server_errors": sum(o["errors"] for o in outs),
         "error_sample": [e for o in outs for e in o["error_sample"]][:3],
         "bot_cpu_percent": [round(c, 1) for c in bot_cpu],
+        # a bot process near a full core answers late: the latency is then the bots' as much as the server's
+        "bots_saturated": max(bot_cpu, default=0) > BOT_SATURATED_PERCENT,
     }
     loop_lag = [x for o in outs for x in o.get("loop_lag_ms", [])]
     if loop_lag:
@@ -597,7 +616,8 @@ def load_table(experiment: str, level: dict) -> str:
         f"server errors: {level['server_errors']}"
         + (f" (e.g. {level['error_sample'][0]})" if level["error_sample"] else ""),
         f"bots' CPU %: {level['bot_cpu_percent']}, event-loop lag p99 "
-        f"{level.get('bot_loop_lag_ms', {}).get('p99', '–')} ms (high: the bots were slow)",
+        f"{level.get('bot_loop_lag_ms', {}).get('p99', '–')} ms"
+        + (" -- SATURATED: add --bots, the latency is the bots' too" if level["bots_saturated"] else ""),
     ]
     if "server_cpu_percent" in level:
         lines.append(
