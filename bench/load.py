@@ -461,6 +461,7 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     (sent - relayed), messages_per_s, room_results {status: rooms}, server_errors, error_sample,
     bot_cpu_percent (per bot process), bot_loop_lag_ms or (bare bots) bot_send_lag_ms,
     server_cpu_percent (summed over the processes), server_cpu_percent_by_process,
+    server_idle_cpu_percent_by_process (over 1 s before anyone connected),
     server_cpu_ms_per_input (server CPU per relayed input, summed) and
     server_cpu_ms_per_input_by_process, server_runqueue_wait_percent, server_rss_mb,
     server_rss_idle_mb, rss_connected_mb, rss_per_room_mb, cpu_percent_per_room, inputs_made,
@@ -470,8 +471,9 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     A setup has rooms_within_target, projection_rooms (the level the projection is taken at: the
     largest within target, else the lightest), projection_within_target,
     server_cpu_percent_by_process, server_cpu_ms_per_input_by_process,
-    projected_rooms_per_core, capacity_vs_one_process (its projection / 1 process's) and, with
-    Redis, redis_cpu_percent."""
+    projected_rooms_per_core, capacity_vs_one_process (its projection / 1 process's),
+    capacity_vs_one_process_same_rooms (/ 1 process's at the same rooms, when measured) and,
+    with Redis, redis_cpu_percent."""
     bots = bots or default_bots(processes)
     work = Path(tempfile.mkdtemp(prefix="coplay-load-"))
     names = _experiments(work / "experiments", bots)
@@ -519,6 +521,12 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     for setup in results["setups"].values():
         mine = setup["projected_rooms_per_core"]
         setup["capacity_vs_one_process"] = round(mine / one, 3) if mine and one else None
+        # the same, against one process at the same number of rooms (a process's fixed cost, its
+        # share of the cluster's housekeeping, weighs less at more rooms)
+        alone = results["processes"].get("1", {}).get(str(setup["projection_rooms"]), {})
+        if alone.get("server_cpu_percent") and mine:
+            setup["capacity_vs_one_process_same_rooms"] = round(
+                mine / (setup["projection_rooms"] / (alone["server_cpu_percent"] / 100)), 3)
     results["max_rooms_within_target"] = results["setups"].get("1", {}).get("rooms_within_target", 0)
     projected = results["projected_rooms_per_core"] = {}
     for side, levels in (("coplay", results["processes"].get("1", {})), ("baseline", results["baseline"]),

@@ -163,11 +163,12 @@ def _scale_lines(scale: dict | None) -> list[str]:
     for count, setup in scale.get("setups", {}).items():
         at = setup.get("projection_rooms")
         where = f" ({at}{'' if setup.get('projection_within_target') else ', not within target'})" if at else ""
-        ratio = setup.get("capacity_vs_one_process")
+        ratio, same = setup.get("capacity_vs_one_process"), setup.get("capacity_vs_one_process_same_rooms")
         lines.append(f"| {_setup_label(count)} | {setup['rooms_within_target']} | "
                      f"{_listed(setup.get('server_cpu_ms_per_input_by_process'))}{where} | "
                      f"{setup.get('redis_cpu_percent', '–')} | {setup.get('projected_rooms_per_core') or '–'} | "
-                     f"{f'{ratio * 100:.0f} %' if ratio is not None else '–'} | "
+                     f"{f'{ratio * 100:.0f} %' if ratio is not None else '–'}"
+                     f"{f' ({same * 100:.0f} % at {at} rooms)' if same is not None and count != '1' else ''} | "
                      f"{'≥ 100 rooms' if count == '1' else '≥ 90 % of 1 process'} |")
     bare = [(SCALE_SIDES["coplay_bare_bots"], scale.get("coplay_bare_bots") or {}),
             (SCALE_SIDES["baseline"], scale.get("baseline") or {})]

@@ -442,6 +442,13 @@ def run_level(
     run_id = secrets.token_hex(3)
     lock = Path(tempfile.mkdtemp(prefix="coplay-load-lock-")) / "join.lock"
     rss_idle = sum(rss_mb(pid) for pid in server_pids)
+    # each server process's CPU with nobody connected: its fixed cost (a cluster's housekeeping)
+    idle0, t_idle = [cpu_seconds(pid) for pid in server_pids], time.perf_counter()
+    time.sleep(1.0 if server_pids else 0.0)
+    idle = [
+        (cpu_seconds(pid) - c) / (time.perf_counter() - t_idle) * 100
+        for pid, c in zip(server_pids, idle0, strict=True)
+    ]
     procs, first = [], 0
     for i, share in enumerate(shares):
         if not share:
@@ -502,6 +509,7 @@ def run_level(
         rss_idle,
         rss_connected,
         rss_samples,
+        idle,
     )
 
 
@@ -517,6 +525,7 @@ def aggregate(
     rss_idle: float,
     rss_connected: float,
     rss_samples: list[float],
+    idle_cpu: list[float] = (),
 ) -> dict:
     latency = [x for o in outs for x in o["latency_ms"]]
     sent = sum(o["sent"] for o in outs)
@@ -558,6 +567,7 @@ def aggregate(
             {
                 "server_cpu_percent": round(total, 1),
                 "server_cpu_percent_by_process": [round(c, 1) for c in server_cpu],
+                "server_idle_cpu_percent_by_process": [round(c, 1) for c in idle_cpu],
                 # high: the machine, not the server, was busy
                 "server_runqueue_wait_percent": round(waited, 1),
                 "server_rss_mb": round(rss_load, 1),
