@@ -446,7 +446,8 @@ def default_bots(processes: tuple[int, ...] = (1,)) -> int:
 
 def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warmup: float = 3.0,
         bots: int | None = None, baseline: bool = True, processes: tuple[int, ...] = (1,),
-        hypercorn_rooms: tuple[int, ...] = (), placement: str = "sticky") -> dict:
+        hypercorn_rooms: tuple[int, ...] = (), placement: str = "sticky",
+        bare_rooms: tuple[int, ...] | None = None) -> dict:
     """Rooms per setup at 30 Hz: per level (rooms), Coplay on each number of processes (its
     simulated participants), Coplay on hypercorn, and the bare relay vs Coplay with bare bots.
 
@@ -498,7 +499,7 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
         results["coplay_hypercorn"][str(n)] = level
         print(f"load: hypercorn {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
     if baseline:  # bare input bots: against the bare relay, and against Coplay like for like
-        for n in rooms:
+        for n in bare_rooms or rooms:  # bare bots cost far less than simulated participants
             for side in ("baseline", "coplay_bare_bots"):
                 server = Baseline(work) if side == "baseline" else None
                 workdir = work / f"{side}-{n}"
@@ -550,6 +551,7 @@ def main() -> int:
     parser.add_argument("--placement", choices=("sticky", "random"), default="sticky",
                         help="a room's two participants on one server process (default), or each on any")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--bare-rooms", default="", help="bare-bot comparison levels (default: --rooms)")
     parser.add_argument("--hypercorn-rooms", default="", help="levels for Coplay on hypercorn")
     parser.add_argument("--baseline-server", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--bot", action="store_true", help=argparse.SUPPRESS)
@@ -561,7 +563,8 @@ def main() -> int:
         serve_baseline(args.baseline_server)
         return 0
     out = run(levels(args.rooms), args.seconds, args.warmup, args.bots, not args.no_baseline,
-              levels(args.processes), levels(args.hypercorn_rooms), args.placement)
+              levels(args.processes), levels(args.hypercorn_rooms), args.placement,
+              levels(args.bare_rooms) or None)
     print(json.dumps(out, indent=1))
     return 0
 
