@@ -14,6 +14,7 @@ import pytest
 from tests.integration.test_admin_login import HASH, SECRET, Browser
 from tests.integration.test_monitor_security import connect, monitor_config
 from tests.integration.test_multiplayer_relay import KITCHEN_CONFIG, KITCHEN_SOURCE, PLAYERS, Client, room_row
+from tests.integration.test_room_owners import wait_until
 from tests.redis_server import start_redis
 from tests.servers import start_server, write_experiment
 
@@ -42,15 +43,6 @@ def process_id(server) -> str:
         return json.loads(resp.read())["cluster"]["process"]
 
 
-async def until(check, what: str, timeout: float = 10.0):
-    for _ in range(int(timeout / 0.1)):
-        found = check()
-        if found:
-            return found
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not within {timeout}s: {what}")
-
-
 async def test_one_monitor_sees_and_acts_on_every_process(two):
     a, b = two
     browser = Browser(a.url)
@@ -75,7 +67,7 @@ async def test_one_monitor_sees_and_acts_on_every_process(two):
             found = [r for r in rooms if r["id"] == room]
             return found[0] if found and all("rtt_ms" in s for s in found[0]["seats"]) else None
 
-        seen = await until(listed, "the room owned by the other process, with both seats' RTT")
+        seen = await wait_until(listed, 10, "the room owned by the other process, with both seats' RTT")
         assert seen["process"] == process_id(b)
         assert {s["player"]: s["rtt_ms"] for s in seen["seats"]} == {"p0": 40.0, "p1": 60.0}
         assert sum(pictures[-1]["studies"]["spread"]["scenes"].values()) == 2  # one on each process
