@@ -105,10 +105,32 @@ def create_env(config):
 
 
 def cores_for(servers: int) -> tuple[list[set[int]] | None, set[int] | None]:
-    """One core per server process and the rest for the bots, when the machine has that many."""
-    if CORES <= servers:
+    """One core per server process and the rest for the bots, when the machine has that many;
+    else the server processes share all cores but the last, and the bots have that one. Why
+    not leave them unpinned: on 2 cores, 2 server processes sharing both cores with the bots
+    cost 0.206 ms CPU per input at 30 rooms, against 0.172-0.182 pinned together apart from
+    the bots and 0.158-0.165 for one process (session 8's measurement) -- the bots' cache and
+    run-queue interference, which a deployment with a core per process does not have."""
+    if CORES > servers:
+        return [{i} for i in range(servers)], set(range(servers, CORES))
+    if CORES < 2:
         return None, None
-    return [{i} for i in range(servers)], set(range(servers, CORES))
+    shared = set(range(CORES - 1))
+    return [shared] * servers, {CORES - 1}
+
+
+def pinning(servers: int) -> str:
+    """How `cores_for` places `servers` processes, in words for the results."""
+    if CORES > servers:
+        return "own core each, bots apart"
+    return "none" if CORES < 2 else f"sharing {CORES - 1} core(s), bots apart"
+
+
+def setup_processes(setup: str) -> tuple[int, bool]:
+    """A setup name: "1" (one process), "1r" (one process + Redis: the cluster layer's own
+    cost), "2", "3"... (that many processes + Redis) -> (processes, with Redis)."""
+    count = int(setup.rstrip("r"))
+    return count, count > 1 or setup.endswith("r")
 
 
 # -- bare input bots (the baseline's; bench/monitor.py's and bench/replay_burst.py's too) -------
@@ -386,12 +408,13 @@ def _load_experiment(directory: Path, warmup: float, seconds: float) -> str:
     return LOAD_EXPERIMENT
 
 
-def _setup_level(processes: int, rooms: int, work: Path, env: dict, *, warmup: float, seconds: float,
+def _setup_level(setup: str, rooms: int, work: Path, env: dict, *, warmup: float, seconds: float,
                  bots: int, placement: str, asgi: str = "granian") -> dict:
-    """A level of simulated participants on `processes` server processes (Redis beyond one)."""
-    workdir = work / f"{asgi}-p{processes}-{rooms}"
+    """A level of simulated participants on a setup's server processes (see setup_processes)."""
+    processes, with_redis = setup_processes(setup)
+    workdir = work / f"{asgi}-p{setup}-{rooms}"
     workdir.mkdir()
-    redis = start_redis() if processes > 1 else None
+    redis = start_redis() if with_redis else None
     servers = []
     try:
         server_env = {**env, "COPLAY_ASGI_SERVER": asgi, **({"COPLAY_REDIS_URL": redis.url} if redis else {})}
@@ -406,7 +429,7 @@ def _setup_level(processes: int, rooms: int, work: Path, env: dict, *, warmup: f
         level = run_level([s.url for s in servers], rooms, LOAD_EXPERIMENT, workdir, bots=bots, warmup=warmup,
                           seconds=seconds, placement=placement, server_pids=[s.process.pid for s in servers],
                           other_pids={"redis": redis.process.pid} if redis else None, bot_cpus=bot_cpus,
-                          tag=f"p{processes}", finish_timeout=60.0)
+                          tag=f"p{setup}", finish_timeout=60.0)
     finally:
         for server in servers:
             server.stop()  # SIGTERM: a room still open is saved as interrupted, with its inputs
@@ -415,6 +438,8 @@ def _setup_level(processes: int, rooms: int, work: Path, env: dict, *, warmup: f
     level.update(_stored_inputs(servers[0], level.pop("made")))
     level["processes"] = processes
     level["pinned"] = server_cpus is not None
+    level["pinning"] = pinning(processes)
+    level["redis"] = with_redis
     level["within_target"] = within_target(level)
     return level
 
@@ -438,14 +463,14 @@ def setup_summary(levels: dict[str, dict]) -> dict:
     return out
 
 
-def default_bots(processes: tuple[int, ...] = (1,)) -> int:
+def default_bots(processes: tuple[str, ...] = ("1",)) -> int:
     """One bot process per core the server processes leave (at least 2): a simulated participant
     costs its bot process about 0.7 % of a core at 30 fps, so one bot process holds ~60 rooms."""
-    return max(2, CORES - max(processes, default=1))
+    return max(2, CORES - max((setup_processes(p)[0] for p in processes), default=1))
 
 
 def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warmup: float = 3.0,
-        bots: int | None = None, baseline: bool = True, processes: tuple[int, ...] = (1,),
+        bots: int | None = None, baseline: bool = True, processes: tuple[str, ...] = ("1",),
         hypercorn_rooms: tuple[int, ...] = (), placement: str = "sticky",
         bare_rooms: tuple[int, ...] | None = None) -> dict:
     """Rooms per setup at 30 Hz: per level (rooms), Coplay on each number of processes (its
@@ -490,12 +515,12 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
                                 "capacity_vs_one_process": 0.9}}
     opts = {"warmup": warmup, "seconds": seconds, "bots": bots, "placement": placement}
     for count in processes:
-        side = results["processes"].setdefault(str(count), {})
+        side = results["processes"].setdefault(count, {})
         for n in rooms:
             side[str(n)] = level = _setup_level(count, n, work, env, **opts)
             print(f"load: {count} process(es), {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
     for n in hypercorn_rooms:
-        level = _setup_level(1, n, work, env, asgi="hypercorn", **opts)
+        level = _setup_level("1", n, work, env, asgi="hypercorn", **opts)
         results["coplay_hypercorn"][str(n)] = level
         print(f"load: hypercorn {n} rooms: {json.dumps(level)}", file=sys.stderr, flush=True)
     if baseline:  # bare input bots: against the bare relay, and against Coplay like for like
@@ -540,6 +565,14 @@ def levels(text: str) -> tuple[int, ...]:
     return tuple(int(x) for x in text.split(",") if x)
 
 
+def setups(text: str) -> tuple[str, ...]:
+    """--processes: e.g. "1,1r,2,3" (see setup_processes); a bad name fails here, not mid-run."""
+    names = tuple(x for x in text.split(",") if x)
+    for name in names:
+        setup_processes(name)
+    return names
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -547,7 +580,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--bots", type=int, help="bot processes (default: one per free core, >= 2)")
-    parser.add_argument("--processes", default="1", help="server process counts, e.g. 1,2,3 (Redis beyond 1)")
+    parser.add_argument("--processes", default="1", help="setups, e.g. 1,1r,2,3 (1r: one process + Redis)")
     parser.add_argument("--placement", choices=("sticky", "random"), default="sticky",
                         help="a room's two participants on one server process (default), or each on any")
     parser.add_argument("--no-baseline", action="store_true")
@@ -563,7 +596,7 @@ def main() -> int:
         serve_baseline(args.baseline_server)
         return 0
     out = run(levels(args.rooms), args.seconds, args.warmup, args.bots, not args.no_baseline,
-              levels(args.processes), levels(args.hypercorn_rooms), args.placement,
+              setups(args.processes), levels(args.hypercorn_rooms), args.placement,
               levels(args.bare_rooms) or None)
     print(json.dumps(out, indent=1))
     return 0

@@ -113,8 +113,13 @@ SCALE_SHORT = {"coplay": "Coplay", "coplay_hypercorn": "hypercorn", "baseline": 
                "two_processes_redis": "Redis x2", "coplay_bare_bots": "Coplay"}
 
 
+SETUP_TARGETS = {"1": "≥ 100 rooms", "1r": "(the layer's own cost)"}
+
+
 def _setup_label(count: str) -> str:
-    return "Coplay, 1 process" if count == "1" else f"Coplay, {count} processes + Redis"
+    if count in ("1", "1r"):
+        return "Coplay, 1 process" + (" + Redis" if count == "1r" else "")
+    return f"Coplay, {count} processes + Redis"
 
 
 def _pair(lat: dict | None) -> str:
@@ -135,7 +140,9 @@ def _scale_lines(scale: dict | None) -> list[str]:
         return _scale_lines_bare_bots_only(scale)
     st = scale.get("settings", {})
     pinned = "each server process pinned to a core of its own and the bots to the others when the machine has " \
-        "more cores than server processes, else nothing pinned"
+        "more cores than server processes, else the server processes share every core but one and the bots " \
+        "have that one (unpinned, the bots' interference cost the servers up to 20 % more CPU per input); " \
+        "\"1 process + Redis\" is one process with the multi-process layer on: that layer's own cost"
     lines = ["", f"**Scale** — two-player rooms at 30 inputs/s per seat, played by the pilot's simulated participants "
              f"({st.get('bot_processes', 2)} bot processes): each walks the load study (consent, the two-player game on the "
              "page's rollback netcode with a light env stepped in CPython, a survey), uploading its steps and "
@@ -169,7 +176,7 @@ def _scale_lines(scale: dict | None) -> list[str]:
                      f"{setup.get('redis_cpu_percent', '–')} | {setup.get('projected_rooms_per_core') or '–'} | "
                      f"{f'{ratio * 100:.0f} %' if ratio is not None else '–'}"
                      f"{f' ({same * 100:.0f} % at {at} rooms)' if same is not None and count != '1' else ''} | "
-                     f"{'≥ 100 rooms' if count == '1' else '≥ 90 % of 1 process'} |")
+                     f"{SETUP_TARGETS.get(count, '≥ 90 % of 1 process')} |")
     bare = [(SCALE_SIDES["coplay_bare_bots"], scale.get("coplay_bare_bots") or {}),
             (SCALE_SIDES["baseline"], scale.get("baseline") or {})]
     if any(levels for _, levels in bare):

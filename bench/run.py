@@ -114,7 +114,8 @@ def main() -> int:
     # drive about 40 rooms beside the servers; bare input bots cost far less
     parser.add_argument("--load-rooms", default="10,20,30,40", help="rooms (scale: simulated participants)")
     parser.add_argument("--bare-rooms", default="50,100,150", help="rooms (scale: bare input bots)")
-    parser.add_argument("--processes", default="1,2,3", help="server processes per setup (scale, Redis > 1)")
+    parser.add_argument("--processes", default="1,1r,2,3",
+                        help="scale setups: server processes, Redis beyond 1; 1r: one process + Redis")
     parser.add_argument("--placement", choices=("sticky", "random"), default="sticky",
                         help="a room's participants on one process, or each on any (scale)")
     parser.add_argument("--hypercorn-rooms", default="20,40", help="rooms on hypercorn (scale)")
@@ -131,7 +132,7 @@ def main() -> int:
         results["ingest"] = ingest.run()
     if "scale" in args.sections:
         results["scale"] = load.run(load.levels(args.load_rooms), seconds=15.0,
-                                    processes=load.levels(args.processes), placement=args.placement,
+                                    processes=load.setups(args.processes), placement=args.placement,
                                     hypercorn_rooms=load.levels(args.hypercorn_rooms),
                                     bare_rooms=load.levels(args.bare_rooms))
     if "fuzz" in args.sections:
