@@ -53,6 +53,7 @@ import math
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -559,6 +560,45 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
                          ("coplay_bare_bots", results["coplay_bare_bots"])):
         projected[side] = setup_summary(levels)["projected_rooms_per_core"] if levels else None
     return results
+
+
+CAPACITY_FIGURES = ("server_cpu_ms_per_input", "server_cpu_ms_per_input_by_process",
+                    "server_cpu_percent_by_process", "server_runqueue_wait_percent", "inputs_lost",
+                    "inputs_refused", "lost_records", "rooms_completed", "within_target", "pinning",
+                    "bots_saturated")
+
+
+def capacity(rooms: int = 20, trials: int = 3, setups: tuple[str, ...] = ("1", "1r", "2", "3"),
+             seconds: float = 15.0, warmup: float = 3.0, bots: int | None = None) -> dict:
+    """Issue 14's capacity target with the noise taken out: every setup at the same rooms,
+    `trials` rounds with the setups interleaved (this VM's speed drifts by 10-20 % between
+    runs minutes apart, which a single pass per setup mistakes for the setups' difference).
+    Per setup: each trial's summed server CPU ms per relayed input, by process, relay p99,
+    inputs lost and rooms completed, and the median; capacity = 1 process's median / the
+    setup's (rooms per fully used core, relative), target >= 0.9 for 2+ processes."""
+    bots = bots or default_bots(setups)
+    work = Path(tempfile.mkdtemp(prefix="coplay-capacity-"))
+    _experiments(work / "experiments", bots)
+    _load_experiment(work / "experiments", warmup, seconds)
+    env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000"}
+    runs: dict[str, list[dict]] = {name: [] for name in setups}
+    for trial in range(trials):
+        (work / f"t{trial}").mkdir()
+        for name in setups:
+            level = _setup_level(name, rooms, work / f"t{trial}", env, warmup=warmup, seconds=seconds,
+                                 bots=bots, placement="sticky")
+            kept = {k: level.get(k) for k in CAPACITY_FIGURES}
+            runs[name].append({**kept, "relay_p99_ms": level["relay_one_way_ms"]["p99"]})
+            print(f"capacity: trial {trial + 1}, setup {name}: {json.dumps(runs[name][-1])}", file=sys.stderr,
+                  flush=True)
+    median = {name: statistics.median(r["server_cpu_ms_per_input"] for r in rs) for name, rs in runs.items()}
+    one = median.get("1")
+    return {"rooms": rooms, "trials": trials, "seconds": seconds, "bot_processes": bots, "cores": CORES,
+            "runs": runs, "median_cpu_ms_per_input": median,
+            "capacity_vs_one_process": {name: round(one / m, 3) if one and m else None
+                                        for name, m in median.items()},
+            "all_within_target": all(r["within_target"] for rs in runs.values() for r in rs),
+            "target": {"capacity_vs_one_process": 0.9}}
 
 
 def levels(text: str) -> tuple[int, ...]:

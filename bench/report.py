@@ -94,7 +94,8 @@ def markdown(results: dict) -> str:
                       f"{ing['direct_store_max_postgres']['records_per_s']:,} records/s straight into the store | |",
                       f"| of which batches acknowledged | {delivered(ing['socketio_max_postgres'].get('delivery'))} | "
                       "| 0 refused, 0 lost |"]
-    lines += _scale_lines(results.get("scale")) + _fuzz_lines(results.get("fuzz"))
+    lines += _scale_lines(results.get("scale")) + _capacity_lines(results.get("capacity"))
+    lines += _fuzz_lines(results.get("fuzz"))
     lines += _scenes_lines(results.get("scenes"))
     lines += _frames_lines(results.get("frames"))
     lines += _replay_lines(results.get("replay_burst"))
@@ -204,6 +205,27 @@ def _bare_row(label: str, n: str, lv: dict) -> str:
             f"{lv['server_cpu_percent']:g} ({lv['server_runqueue_wait_percent']:g}) | "
             f"{lv['server_cpu_ms_per_input']} | {lv['rss_per_room_mb']:g} | "
             f"{lv.get('lost_records', '–')} | {'yes' if lv['within_target'] else 'no'} |")
+
+
+def _capacity_lines(cap: dict | None) -> list[str]:
+    """bench/load.py capacity(): the setups at one load, trials interleaved, medians."""
+    if not cap:
+        return []
+    lines = ["", f"**Capacity per process** — every setup at {cap['rooms']} rooms of simulated participants, "
+             f"{cap['trials']} trials with the setups interleaved (this VM's speed drifts 10-20 % between runs "
+             "minutes apart), the same pinning as above", "",
+             "| setup | server CPU ms per relayed input, summed over processes (trials) | median | "
+             "relay p99 ms (trials) | lost / refused | rooms completed | capacity vs 1 process (1's median / "
+             "this median) | target |", "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for name, runs in cap["runs"].items():
+        ratio = cap["capacity_vs_one_process"].get(name)
+        lines.append(f"| {_setup_label(name)} | {_listed([r['server_cpu_ms_per_input'] for r in runs])} | "
+                     f"{cap['median_cpu_ms_per_input'][name]:g} | {_listed([r['relay_p99_ms'] for r in runs])} | "
+                     f"{sum(r['inputs_lost'] for r in runs)} / {sum(r['inputs_refused'] for r in runs)} | "
+                     f"{sum(r['rooms_completed'] or 0 for r in runs)} of {cap['rooms'] * len(runs)} | "
+                     f"{f'{ratio * 100:.0f} %' if ratio is not None else '–'} | "
+                     f"{'' if name in ('1', '1r') else '≥ 90 %'} |")
+    return lines
 
 
 def _scale_lines_bare_bots_only(scale: dict) -> list[str]:

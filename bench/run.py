@@ -67,8 +67,8 @@ from tests.servers import ROOT, start_server, write_experiment, write_kitchen
 OUT = Path(__file__).resolve().parent
 
 
-SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "fuzz", "scenes", "frames", "replay", "policies",
-            "reload", "monitor", "viewer")
+SECTIONS = ("foundation", "multiplayer", "ingest", "scale", "capacity", "fuzz", "scenes", "frames", "replay",
+            "policies", "reload", "monitor", "viewer")
 
 
 def browser_sections(args, work: Path, results: dict) -> None:
@@ -135,6 +135,8 @@ def main() -> int:
                                     processes=load.setups(args.processes), placement=args.placement,
                                     hypercorn_rooms=load.levels(args.hypercorn_rooms),
                                     bare_rooms=load.levels(args.bare_rooms))
+    if "capacity" in args.sections:
+        results["capacity"] = load.capacity(setups=load.setups(args.processes))
     if "fuzz" in args.sections:
         results["fuzz"] = fuzz.run()
     if "frames" in args.sections:
@@ -166,6 +168,7 @@ def main() -> int:
                     "ingest.socketio_max.records_per_s": ">= 50000",
                     "scale.max_rooms_within_target": ">= 100 (relay p99 <= 20 ms, 0 lost)",
                     "scale.setups.*.capacity_vs_one_process": ">= 0.9 (2+ processes)",
+                    "capacity.capacity_vs_one_process.*": ">= 0.9 (2+ processes, median of trials)",
                     "fuzz.crashes": "0", "scenes.later.median": "<= 150 ms",
                     "frames.rgb.total_ms.p99": "<= 8", "frames.rgb.dropped": "0",
                     "replay_burst.pool.p99_ratio": "<= 2 (burst p99 / quiet p99)",

@@ -229,6 +229,7 @@ class Store:
     def __init__(self, database: str | Path):
         self.database = database
         self.engine: AsyncEngine | None = None
+        self._reader: AsyncEngine | None = None
         self._insert_steps: dict[int, str] = {}  # rows per statement -> driver SQL
 
     @property
@@ -246,12 +247,25 @@ class Store:
             await engine.dispose()
             raise
         self.engine = engine
+        # SQLite's writer has one connection: reads that need not write (the monitor's counts
+        # every few seconds) get their own read-only one, so writes never wait behind them (WAL)
+        path = self.path
+        if path is not None and str(path) != ":memory:":
+            self._reader = create_engine(self.database, readonly=True)
         self._rows_per_insert = MAX_PARAMS // len(STEP_COLUMNS)
 
     async def close(self) -> None:
+        if self._reader is not None:
+            await self._reader.dispose()
+            self._reader = None
         if self.engine is not None:
             await self.engine.dispose()
             self.engine = None
+
+    @property
+    def reader(self) -> AsyncEngine:
+        """For reads only: a read-only connection of its own on a SQLite file, else `db`."""
+        return self._reader or self.db
 
     @property
     def db(self) -> AsyncEngine:

@@ -40,7 +40,7 @@ async def read_records(store: Store, experiments: dict[str, Experiment]) -> dict
     problems: list[dict[str, Any]] = []
     actions: list[dict[str, Any]] = []
     try:
-        async with store.db.connect() as conn:
+        async with store.reader.connect() as conn:
             counts = await read_counts(conn, experiments)
             errors = (await conn.execute(WORKER_ERRORS, {"since": since})).all()
             for pid, eid, payload, at, experiment in errors:

@@ -41,14 +41,14 @@ class RoomOwners:
         return process if dot else None
 
     def _joined_at(self, join):
-        """Remember the sockets of this process left waiting by their join (several processes)."""
+        """Remember the sockets of this process left waiting by their join (several processes);
+        `join` is the routed join, which _join_again calls again (kept by the wiring)."""
         async def joined(sid: str, session: dict, p: MpJoin) -> dict:
             reply = await join(sid, session, p)
             if reply.get("status") == "waiting":
                 self.waiting_here[sid] = (session, p)
             return reply
 
-        self._join_routed = join
         return joined
 
     async def _join_again(self) -> None:
@@ -122,11 +122,12 @@ class RoomOwners:
             room = room_from_wire(wire)
             for player, frame, value in inputs:
                 room.inputs.setdefault(player, {})[frame] = value
-            for seat_sid, home in wire["homes"].items():
+            for seat in room.seats.values():
+                home = wire["homes"].get(seat.sid)
                 if home == process:  # its socket went with the process
-                    room.seats[next(p for p, s in room.seats.items() if s.sid == seat_sid)].away = True
-                elif not self.cluster.here(home):
-                    self.cluster.home[seat_sid] = home
+                    seat.away = True
+                elif home is not None and not self.cluster.here(home):
+                    self.cluster.home[seat.sid] = home
             rooms.append(room)
         if rooms:
             await self._interrupt(rooms, f"server process {process} stopped")

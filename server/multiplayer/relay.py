@@ -98,6 +98,7 @@ class Relay(WaitingRooms, Seats, RoomOwners):
                 handler = cluster.route(event, model, handler, where, wait=event != "input",
                                         claims=event == "mp_rejoin")
                 if event == "mp_join":
+                    self._join_routed = handler  # a new matchmaker: _join_again joins again through it
                     handler = self._joined_at(handler)
             routed[event] = handler
             if event != "inplay_exclude":  # not a page's event

@@ -8,6 +8,8 @@ import sqlite3
 
 import pyarrow.parquet as pq
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from server.admin import routes as admin_routes
 from server.data import storage
@@ -217,6 +219,22 @@ async def test_the_monitor_reads_the_record_through_the_stores_own_engine(databa
     assert records["actions"] == [{"action": "close_study"}]
     monkeypatch.undo()
     assert await admin_routes.study_counts(database, {"exp": exp}) == records["counts"]  # the dashboard's
+
+
+@pytest.mark.asyncio
+async def test_on_sqlite_a_write_does_not_wait_behind_a_monitor_read(tmp_path):
+    """The writer has one connection; the monitor's reads have a read-only one of their own."""
+    store = await opened(tmp_path / "db.sqlite")
+    try:
+        async with store.reader.connect() as conn:  # a read in progress, its connection held
+            assert (await conn.execute(text("SELECT count(*) FROM episodes"))).scalar() == 1
+            await asyncio.wait_for(store.end_episode("e1", "completed", 3, 1.0), 5)
+            with pytest.raises(OperationalError, match="readonly"):
+                await conn.execute(text("DELETE FROM episodes"))
+        async with store.reader.connect() as conn:  # and it sees what was committed
+            assert (await conn.execute(text("SELECT status FROM episodes"))).scalar() == "completed"
+    finally:
+        await store.close()
 
 
 @pytest.mark.asyncio
