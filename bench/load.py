@@ -410,10 +410,10 @@ def _load_experiment(directory: Path, warmup: float, seconds: float) -> str:
 
 
 def _setup_level(setup: str, rooms: int, work: Path, env: dict, *, warmup: float, seconds: float,
-                 bots: int, placement: str, asgi: str = "granian") -> dict:
+                 bots: int, placement: str, asgi: str = "granian", trial: int = 0) -> dict:
     """A level of simulated participants on a setup's server processes (see setup_processes)."""
     processes, with_redis = setup_processes(setup)
-    workdir = work / f"{asgi}-p{setup}-{rooms}"
+    workdir = work / f"{asgi}-p{setup}-{rooms}{f'-t{trial}' if trial else ''}"
     workdir.mkdir()
     redis = start_redis() if with_redis else None
     servers = []
@@ -583,10 +583,9 @@ def capacity(rooms: int = 20, trials: int = 3, setups: tuple[str, ...] = ("1", "
     env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000"}
     runs: dict[str, list[dict]] = {name: [] for name in setups}
     for trial in range(trials):
-        (work / f"t{trial}").mkdir()
         for name in setups:
-            level = _setup_level(name, rooms, work / f"t{trial}", env, warmup=warmup, seconds=seconds,
-                                 bots=bots, placement="sticky")
+            level = _setup_level(name, rooms, work, env, warmup=warmup, seconds=seconds, bots=bots,
+                                 placement="sticky", trial=trial + 1)
             kept = {k: level.get(k) for k in CAPACITY_FIGURES}
             runs[name].append({**kept, "relay_p99_ms": level["relay_one_way_ms"]["p99"]})
             print(f"capacity: trial {trial + 1}, setup {name}: {json.dumps(runs[name][-1])}", file=sys.stderr,
