@@ -18,15 +18,17 @@ above 85 % CPU is flagged ``bots_saturated`` (its latency is the bots' as much a
 server's). A room's two participants connect to the same server process (sticky
 load balancing; rooms spread round robin), or each to a random one (``--placement random``).
 
-Setups (``--processes 1,2,3``, all in one run): each level on 1 process, then on 2 and 3
-processes + Redis. When the machine has more cores than server processes, each server process
-is pinned to a core of its own and the bots to the others; otherwise nothing is pinned (the
-run-queue wait then tells how much the server waited for a CPU). Per setup: the most rooms
-within target (relay p99 <= 20 ms, no input lost or refused, no record lost, every room
-completed), each process's CPU ms per relayed input at that level, and the rooms one fully
-used core would hold: rooms / the sum of the server processes' CPU fractions (Redis's CPU is
-reported beside it). The target (issue 14): per-core capacity with 2+ processes >= 90 % of one
-process's.
+Setups (``--processes 1,1r,2,3``, all in one run): each level on 1 process, on 1 process with
+Redis on (the multi-process layer's own cost), then on 2 and 3 processes + Redis. When the
+machine has more cores than server processes, each server process is pinned to a core of its
+own and the bots to the others; otherwise the server processes share every core but the last
+and the bots have that one (the run-queue wait then tells how much a server waited for a CPU).
+``capacity()`` measures the setups at one load in interleaved trials (bench section capacity).
+Per setup: the most rooms within target (relay p99 <= 20 ms, no input lost or refused, no
+record lost, every room completed), each process's CPU ms per relayed input at that level, and
+the rooms one fully used core would hold: rooms / the sum of the server processes' CPU
+fractions (Redis's CPU is reported beside it). The target (issue 14): per-core capacity with 2+
+processes >= 90 % of one process's.
 
 Beside them in the same run: Coplay on hypercorn (``--hypercorn-rooms``, pilot-driven, 1
 process), and the bare python-socketio relay baseline (no validation, no recording, no
@@ -73,6 +75,8 @@ INPUT_DELAY = 2
 ACTIONS = ["noop", "up", "down", "left", "right", "interact"]
 CORES = os.cpu_count() or 1
 LOAD_EXPERIMENT = "load"
+# every bot is 127.0.0.1: lift the per-address caps
+LIFTED_CAPS = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000"}
 
 # the load experiment's game: two dots walking a 64x64 torus, deterministic, next to no work per step
 LIGHT_ENV = """
@@ -505,8 +509,7 @@ def run(rooms: tuple[int, ...] = (25, 50, 100, 150), seconds: float = 20.0, warm
     work = Path(tempfile.mkdtemp(prefix="coplay-load-"))
     names = _experiments(work / "experiments", bots)
     _load_experiment(work / "experiments", warmup, seconds)
-    # every bot is 127.0.0.1: lift the per-address caps
-    env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000"}
+    env = dict(LIFTED_CAPS)
     results: dict = {"processes": {}, "setups": {}, "coplay_hypercorn": {}, "baseline": {},
                      "coplay_bare_bots": {},
                      "settings": {"fps": FPS, "seconds": seconds, "warmup": warmup, "bot_processes": bots,
@@ -580,7 +583,7 @@ def capacity(rooms: int = 20, trials: int = 3, setups: tuple[str, ...] = ("1", "
     work = Path(tempfile.mkdtemp(prefix="coplay-capacity-"))
     _experiments(work / "experiments", bots)
     _load_experiment(work / "experiments", warmup, seconds)
-    env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000"}
+    env = dict(LIFTED_CAPS)
     runs: dict[str, list[dict]] = {name: [] for name in setups}
     for trial in range(trials):
         for name in setups:

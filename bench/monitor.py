@@ -84,8 +84,7 @@ def _delivery(level: dict) -> dict:
 def run(rooms: int = 100, seconds: float = 15.0, warmup: float = 3.0, trials: int = 3) -> dict:
     work = Path(tempfile.mkdtemp(prefix="coplay-bench-monitor-"))
     names = load._experiments(work / "experiments", 2)
-    env = {"COPLAY_MAX_CONNECTIONS_PER_IP": "100000", "COPLAY_MAX_ROOMS_PER_IP": "100000",
-           "COPLAY_ADMIN_PASSWORD_HASH": hash_password(PASSWORD, n=2 ** 12)}
+    env = {**load.LIFTED_CAPS, "COPLAY_ADMIN_PASSWORD_HASH": hash_password(PASSWORD, n=2 ** 12)}
     server = start_server(work, experiments_dir=work / "experiments", env=env)
     sides: dict[str, list[dict]] = {"nobody_watching": [], "admin_watching": []}
     try:

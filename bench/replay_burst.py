@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 
 from bench.common import add_delivery, delivery, summary
-from bench.load import ACTIONS, FPS, Seat
+from bench.load import ACTIONS, FPS, LIFTED_CAPS, Seat
 from server.multiplayer.replay import replay
 from server.transport import serving
 from tests.servers import KITCHEN_CONTROLS, ROOT, start_server, write_experiment
@@ -230,8 +230,7 @@ def run(rooms: int = 20, quiet_rooms: int = 20, frames: int = 900, quiet_s: floa
             workdir = work / f"{side}-{trial}"
             workdir.mkdir()
             server = start_server(workdir, experiments_dir=work / "experiments",
-                                  env={"COPLAY_REPLAY_WORKERS": workers, "COPLAY_MAX_ROOMS_PER_IP": "100000",
-                                       "COPLAY_MAX_CONNECTIONS_PER_IP": "100000"})
+                                  env={"COPLAY_REPLAY_WORKERS": workers, **LIFTED_CAPS})
             try:
                 result = serving.run(_measure(server.url, rooms, quiet_rooms, frames, quiet_s, burst_s))
             finally:
