@@ -1,6 +1,7 @@
 """The load benchmark's driver (bench/load.py on pilot/load.py), briefly: rooms of the pilot's
-simulated participants on 1 process and on 2 processes + Redis end ``completed`` with no
-input lost or refused and every input stored; the bare input bots still drive the bare relay
+simulated participants on 1 process (with and without Redis) and on 2 processes + Redis end
+``completed`` with no input lost or refused and every input stored; the capacity trials
+interleave the setups and compare their medians; the bare input bots still drive the bare relay
 baseline and Coplay beside it; the pilot's load mode (--load, --url) measures a running
 server, pairing its participants as it placed them."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import statistics
 import subprocess
 import sys
 
@@ -16,8 +18,8 @@ from tests.servers import ROOT, start_server
 
 
 def test_the_load_driver_completes_every_room_losing_nothing_on_1_and_2_processes():
-    results = load.run(rooms=(2,), seconds=3.0, warmup=1.0, bots=1, processes=(1, 2))
-    for count in ("1", "2"):
+    results = load.run(rooms=(2,), seconds=3.0, warmup=1.0, bots=1, processes=("1", "1r", "2"))
+    for count in ("1", "1r", "2"):
         level = results["processes"][count]["2"]
         assert level["room_results"] == {"completed": 2}, level
         assert level["rooms_completed"] == 2 and level["rooms_ready"] == 2
@@ -28,10 +30,11 @@ def test_the_load_driver_completes_every_room_losing_nothing_on_1_and_2_processe
         assert level["inputs_refused"] == 0 and level["inputs_lost"] == 0, level
         assert level["inputs_stored"] == level["inputs_made"] > 0 and level["lost_records"] == 0, level
         assert level["server_errors"] == 0 and level["rooms_ended_in_window"] == 0, level
-        assert len(level["server_cpu_ms_per_input_by_process"]) == int(count)
-        assert level["processes"] == int(count)
+        processes, with_redis = load.setup_processes(count)
+        assert len(level["server_cpu_ms_per_input_by_process"]) == processes
+        assert level["processes"] == processes and level["redis"] == with_redis
+        assert ("redis" in level.get("other_cpu_percent", {})) == with_redis
         assert results["setups"][count]["projected_rooms_per_core"] > 0
-    assert "redis" in results["processes"]["2"]["2"]["other_cpu_percent"]
     assert results["setups"]["1"]["capacity_vs_one_process"] == 1.0
     # bare input bots: the bare relay ends its rooms, Coplay stores every input (rooms end desync:
     # the bots simulate nothing)
@@ -43,6 +46,24 @@ def test_the_load_driver_completes_every_room_losing_nothing_on_1_and_2_processe
 
     table = "\n".join(_scale_lines(results))
     assert "| Coplay, 2 processes + Redis | 2 |" in table and "rooms per fully used core" in table
+    assert "| Coplay, 1 process + Redis | 2 |" in table
+
+
+def test_the_capacity_trials_interleave_the_setups_and_compare_medians():
+    cap = load.capacity(rooms=2, trials=2, setups=("1", "2"), seconds=2.0, warmup=1.0, bots=1)
+    assert cap["all_within_target"], cap
+    for name, processes in (("1", 1), ("2", 2)):
+        runs = cap["runs"][name]
+        assert len(runs) == 2 and all(r["rooms_completed"] == 2 and r["inputs_lost"] == 0 for r in runs), runs
+        assert all(len(r["server_cpu_ms_per_input_by_process"]) == processes for r in runs)
+        figures = [r["server_cpu_ms_per_input"] for r in runs]
+        assert cap["median_cpu_ms_per_input"][name] == statistics.median(figures)
+    assert cap["capacity_vs_one_process"]["1"] == 1.0
+    assert cap["capacity_vs_one_process"]["2"] == round(
+        cap["median_cpu_ms_per_input"]["1"] / cap["median_cpu_ms_per_input"]["2"], 3)
+    from bench.report import _capacity_lines
+
+    assert "| Coplay, 2 processes + Redis |" in "\n".join(_capacity_lines(cap))
 
 
 def test_the_pilot_load_tests_a_running_server(tmp_path):
